@@ -190,11 +190,12 @@ def run_verilator(
     waves: bool = False,
 ) -> list[Check]:
     """Play ``jobs`` on the exported Verilog under Verilator; one :class:`Check` per output stream."""
-    from .runner import build, result_paths, run_jobs
+    from .runner import build, port_names, result_paths, run_jobs
     from .toolchain import check_verilator
 
     streams = sidecar["streams"]
-    workdir = pathlib.Path(workdir).resolve()
+    # One folder per design: the simulator writes dump.vcd (WAVES) into its working folder.
+    workdir = pathlib.Path(workdir).resolve() / sidecar["name"]
     workdir.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     specs = []
@@ -234,7 +235,7 @@ def run_verilator(
     _write_atomic_bytes(jobs_path.with_suffix(".npz"), lambda path: np.savez(open(path, "wb"), **arrays))
     _write_atomic_bytes(jobs_path, lambda path: pathlib.Path(path).write_text(json.dumps(document, indent=1)))
 
-    build_dir = build(verilog, sidecar["name"], waves=waves)
+    build_dir = build(verilog, sidecar["name"], port_names(sidecar["ports"]), waves=waves)
     results = run_jobs(build_dir, sidecar["name"], jobs_path, waves=waves)
     got_arrays = np.load(outputs["npz"])
     simulator = f"Verilator {check_verilator()} + cocotb"

@@ -1,7 +1,11 @@
 """Build exported Verilog with Verilator (through ``cocotb_tools.runner``) and play jobs on it.
 
+Only the signals the bench touches (the top module's ports, or a list the caller gives) are
+made visible to VPI, through a generated Verilator control file: cocotb's runner would pass
+``--public-flat-rw``, which makes every internal signal public and slows large designs down.
+
 Builds are cached under ``build/sim/<top>-<hash>/``: the hash covers the Verilog text, the lint
-waivers, the build arguments and the wave option, so an unchanged design is compiled once
+waivers, the public signals, the build arguments and the wave option, so an unchanged design is compiled once
 (~15 s) and reused by every test and ``make sim`` run. A file lock lets parallel pytest workers
 share the cache safely.
 
@@ -19,9 +23,9 @@ import os
 import pathlib
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
-from cocotb_tools.runner import get_results, get_runner
+from cocotb_tools.runner import Verilator, get_results
 
 from .toolchain import put_verilator_on_path
 
@@ -32,6 +36,36 @@ BENCH_MODULE = "cosim.benches.stream_bench"
 
 class SimulationError(RuntimeError):
     """The simulator could not build or run the design, or a cocotb test failed."""
+
+
+class _QuiverVerilator(Verilator):
+    """cocotb's Verilator runner without ``--public-flat-rw`` (see the module docstring)."""
+
+    def _build_command(self):
+        commands = super()._build_command()
+        commands[0] = [argument for argument in commands[0] if argument != "--public-flat-rw"]
+        return commands
+
+
+def port_names(sidecar_ports: dict) -> list[str]:
+    """Every port name in a sidecar's ``ports`` (``component.metadata.as_json()``), plus clk/rst."""
+    names = ["clk", "rst"]
+
+    def walk(node: dict) -> None:
+        for member in node.get("members", {}).values():
+            if member.get("type") == "port":
+                names.append(member["name"])
+            else:
+                walk(member)
+
+    walk(sidecar_ports["interface"])
+    return names
+
+
+def public_config(top: str, signals: Iterable[str]) -> str:
+    lines = ["`verilator_config", "// Generated: the signals cocotb may read and write."]
+    lines += [f'public_flat_rw -module "{top}" -var "{signal}"' for signal in signals]
+    return "\n".join(lines) + "\n"
 
 
 def default_build_root() -> pathlib.Path:
@@ -56,15 +90,22 @@ def build_args() -> list[str]:
 
 
 def build(
-    verilog: pathlib.Path, top: str, *, waves: bool = False, build_root: pathlib.Path | None = None
+    verilog: pathlib.Path,
+    top: str,
+    public: Sequence[str],
+    *,
+    waves: bool = False,
+    build_root: pathlib.Path | None = None,
 ) -> pathlib.Path:
-    """Compile ``verilog`` (top module ``top``) once; return the build directory."""
+    """Compile ``verilog`` (top module ``top``, VPI access to ``public``) once; return the build dir."""
     put_verilator_on_path()
     verilog = pathlib.Path(verilog)
+    control = public_config(top, public)
     key = hashlib.sha256()
     for part in (
         verilog.read_bytes(),
         WAIVERS.read_bytes(),
+        control.encode(),
         " ".join(build_args()).encode(),
         str(waves).encode(),
     ):
@@ -77,15 +118,17 @@ def build(
             return build_dir
         if build_dir.exists():
             shutil.rmtree(build_dir)
-        runner = get_runner("verilator")
+        runner = _QuiverVerilator()
         log = build_dir.with_suffix(".log")
         build_dir.mkdir(parents=True)
+        control_file = build_dir / "public.vlt"
+        control_file.write_text(control)
         try:
             runner.build(
                 sources=[verilog],
                 hdl_toplevel=top,
                 build_dir=build_dir,
-                build_args=build_args(),
+                build_args=[*build_args(), str(control_file)],
                 waves=waves,
                 log_file=log,
             )
@@ -118,7 +161,7 @@ def run_jobs(
     """
     put_verilator_on_path()
     jobs_path = pathlib.Path(jobs_path).resolve()
-    runner = get_runner("verilator")
+    runner = _QuiverVerilator()
     # The build may come from the cache (another process built it): give this runner object the
     # source lists that build() would have recorded, which test() consults (cocotb 2.1).
     runner._set_verilog_sources([])

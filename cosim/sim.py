@@ -25,7 +25,7 @@ from hw.registry import Design, all_designs
 from .checks import jobs_for
 from .jobs import Check, run_verilator
 from .report import summary_line, write_bitexact_report
-from .runner import SimulationError, build
+from .runner import SimulationError, build, port_names
 from .toolchain import ToolchainError, put_verilator_on_path
 
 
@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     # Compile two designs at a time (Verilator builds are single-threaded C++ compiles).
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        builds = {d.name: pool.submit(build, v, d.name, waves=args.waves) for d, v, _ in prepared}
+        builds = {
+            d.name: pool.submit(build, v, d.name, port_names(sidecar["ports"]), waves=args.waves)
+            for d, v, sidecar in prepared
+        }
     checks: list[Check] = []
     errors: list[str] = []
     for design, verilog, sidecar in prepared:
