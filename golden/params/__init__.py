@@ -10,6 +10,27 @@ Every parameter class is a frozen dataclass that checks its fields eagerly (rais
 """
 
 from ._base import ParamError, check_choice, check_int
+from .adalog import ADALOG_CLAMP_MIN, ADALOG_GELU_SHIFT, ADALOG_Q_RANGE, ADALOG_R, AdaLogParams
 from .bitlog2 import BITLOG2_SCHEMES, BitLog2Params
+from .logav import LOG_AV_DEFAULTS, LogAVParams
+from .requant import REQUANT_MULT_BITS, RequantParams, dyadic
+from .sqrt2 import SQRT2_VARIANTS, Sqrt2Params
+from .uniform import UNIFORM_GRANULARITIES, UniformParams
 
 __all__ = ["ParamError", "check_choice", "check_int", "BITLOG2_SCHEMES", "BitLog2Params"]
+__all__ += [
+    "ADALOG_CLAMP_MIN",
+    "ADALOG_GELU_SHIFT",
+    "ADALOG_Q_RANGE",
+    "ADALOG_R",
+    "AdaLogParams",
+    "LOG_AV_DEFAULTS",
+    "LogAVParams",
+    "REQUANT_MULT_BITS",
+    "RequantParams",
+    "dyadic",
+    "SQRT2_VARIANTS",
+    "Sqrt2Params",
+    "UNIFORM_GRANULARITIES",
+    "UniformParams",
+]
