@@ -28,7 +28,16 @@ import numpy as np
 
 from .payload import count, pack, unpack
 
-__all__ = ["InStream", "OutStream", "Job", "Check", "compare", "run_verilator", "run_amaranth"]
+__all__ = [
+    "InStream",
+    "OutStream",
+    "config_stream",
+    "Job",
+    "Check",
+    "compare",
+    "run_verilator",
+    "run_amaranth",
+]
 
 
 @dataclasses.dataclass
@@ -37,8 +46,18 @@ class InStream:
 
     port: str
     values: Any
-    phase: int = 0
+    #: Phase 0 streams (configuration) are sent completely before phase 1 (data) starts.
+    phase: int = 1
     idle_probability: float = 0.25
+
+
+def config_stream(
+    image: list[tuple[int, int]], port: str = "cfg", idle_probability: float = 0.25
+) -> InStream:
+    """The ``cfg`` words of a :class:`hw.config.ConfigMap` image, sent before any data (phase 0)."""
+    addresses = np.array([address for address, _ in image], dtype=np.int64)
+    words = np.array([word for _, word in image], dtype=object)
+    return InStream(port, {"addr": addresses, "data": words}, phase=0, idle_probability=idle_probability)
 
 
 @dataclasses.dataclass
