@@ -152,6 +152,7 @@ def run_jobs(
     *,
     waves: bool = False,
     seed: int = 0,
+    bench_module: str = BENCH_MODULE,
 ) -> dict:
     """Run the generic stream bench on a built design for the jobs in ``jobs_path``.
 
@@ -180,7 +181,7 @@ def run_jobs(
     started = time.perf_counter()
     try:
         runner.test(
-            test_module=BENCH_MODULE,
+            test_module=bench_module,
             hdl_toplevel=top,
             hdl_toplevel_lang="verilog",
             build_dir=build_dir,

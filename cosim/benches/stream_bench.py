@@ -43,9 +43,8 @@ def limbs_to_ints(limbs: np.ndarray) -> list[int]:
 
 
 def ints_to_limbs(words: list[int], count: int) -> np.ndarray:
-    return np.array(
-        [[(word >> (64 * i)) & ((1 << 64) - 1) for i in range(count)] for word in words], dtype=np.uint64
-    )
+    limbs = [[(word >> (64 * i)) & ((1 << 64) - 1) for i in range(count)] for word in words]
+    return np.array(limbs, dtype=np.uint64).reshape(len(words), count)
 
 
 class InputStream:

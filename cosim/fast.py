@@ -1,0 +1,192 @@
+"""Fast Verilator runs: the block inside :class:`cosim.harness.StreamHarness`, preloaded jobs.
+
+:func:`run_harness` plays the same :class:`cosim.jobs.Job` objects as
+:func:`cosim.jobs.run_verilator`, with the same checks (vectors, mismatches, first mismatch
+decoded, cycles), but Python never runs per clock cycle: inputs are preloaded into harness
+memories, the clock runs free until ``done``, outputs are read back from memory. Idle cycles
+and back-pressure come from LFSRs in the harness (probabilities quantized to 1/256), so they are
+as random as the per-cycle bench's, reproducibly from the job seed.
+
+Use it for large jobs (whole layers, exhaustive sweeps); the per-cycle bench stays the
+reference for small unit tests and for a reset in the middle of a stream (not supported here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import random
+import re
+
+import numpy as np
+from amaranth.back import verilog
+
+from hw.export import describe_payloads, tool_versions, write_atomic
+from hw.registry import Design
+
+from .harness import HarnessStream, StreamHarness
+from .jobs import Check, Job, _from_limbs, _limbs, _single_input, _write_atomic_bytes, compare
+from .payload import count, pack, unpack
+
+__all__ = ["harness_for", "export_harness", "run_harness"]
+
+HARNESS_BENCH = "cosim.benches.harness_bench"
+
+
+def _depth(words: int) -> int:
+    return max(16, 1 << max(0, words - 1).bit_length())
+
+
+def harness_for(design: Design, jobs: list[Job]) -> StreamHarness:
+    """A harness around a fresh ``design`` whose memories hold the largest of ``jobs``."""
+    if any(job.reset_after_outputs is not None for job in jobs):
+        raise ValueError("the harness does not reset in the middle of a stream; use cosim.jobs.run_verilator")
+    inputs: dict[str, tuple[int, int]] = {}
+    outputs: dict[str, int] = {}
+    for job in jobs:
+        for stream in job.inputs:
+            words, phase = inputs.get(stream.port, (0, stream.phase))
+            inputs[stream.port] = (max(words, count(stream.values)), phase)
+        for stream in job.outputs:
+            outputs[stream.port] = max(outputs.get(stream.port, 0), count(stream.expected))
+    return StreamHarness(
+        design.build(),
+        [HarnessStream(port, _depth(words), phase) for port, (words, phase) in inputs.items()],
+        [HarnessStream(port, _depth(words)) for port, words in outputs.items()],
+    )
+
+
+def _drop_memory_init(text: str, memories: list[str]) -> str:
+    """Remove the all-zero ``initial`` block Yosys writes for each harness memory.
+
+    The bench preloads every word it uses, and a 2^16-word memory would otherwise add 2^16
+    lines (and minutes of C++ compile time) per memory.
+    """
+    for name in memories:
+        declaration = rf"(\n\s*reg \[[^\]]+\] {re.escape(name)} \[[^\]]+\];)"
+        zero_fill = rf"\n\s*initial begin\n(?:\s*{re.escape(name)}\[\d+\] = [^;]+;\n)+\s*end\n"
+        pattern = declaration + zero_fill
+        text, replaced = re.subn(pattern, r"\1\n", text)
+        if replaced != 1:
+            raise RuntimeError(f"harness memory {name!r}: expected one initial block, found {replaced}")
+    return text
+
+
+def export_harness(
+    design: Design, harness: StreamHarness, out_dir: pathlib.Path
+) -> tuple[pathlib.Path, dict]:
+    """Write ``<design>__harness.v`` and its sidecar; return the Verilog path and the sidecar."""
+    name = f"{design.name}__harness"
+    text = _drop_memory_init(
+        verilog.convert(harness, name=name, emit_src=False), list(harness.memories.values())
+    )
+    sidecar = {
+        "name": name,
+        "design": design.name,
+        "block": design.block,
+        "params": design.params.to_dict(),
+        "ports": harness.metadata.as_json(),
+        "streams": describe_payloads(harness._dut),
+        "memories": harness.memories,
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "tools": tool_versions(),
+    }
+    out_dir = pathlib.Path(out_dir)
+    write_atomic(out_dir / f"{name}.v", text)
+    write_atomic(out_dir / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
+    return out_dir / f"{name}.v", sidecar
+
+
+def _threshold(probability: float) -> int:
+    """Idle/stall when an LFSR byte is below this: probability in steps of 1/256."""
+    return min(255, max(0, round(probability * 256)))
+
+
+def run_harness(
+    design: Design, jobs: list[Job], workdir: pathlib.Path, *, waves: bool = False
+) -> list[Check]:
+    """Play ``jobs`` on ``design`` inside the harness on Verilator; one Check per output stream."""
+    from .runner import build, port_names, result_paths, run_jobs
+    from .toolchain import check_verilator
+
+    harness = harness_for(design, jobs)
+    workdir = pathlib.Path(workdir).resolve() / f"{design.name}__harness"
+    workdir.mkdir(parents=True, exist_ok=True)
+    verilog_path, sidecar = export_harness(design, harness, workdir)
+    streams = sidecar["streams"]
+    memories = sidecar["memories"]
+    arrays: dict[str, np.ndarray] = {}
+    specs = []
+    for number, job in enumerate(jobs):
+        seeds = random.Random(job.seed)
+        spec = {
+            "name": job.name,
+            "timeout_cycles": job.timeout_cycles,
+            "drain_cycles": min(255, job.drain_cycles),
+            "streams_in": [],
+            "streams_out": [],
+        }
+        for stream in job.inputs:
+            shape = streams[stream.port]["payload"]
+            key = f"j{number}_in_{stream.port}"
+            arrays[key] = _limbs(pack(shape, stream.values, stream.port), shape["width"])
+            spec["streams_in"].append(
+                {
+                    "port": stream.port,
+                    "memory": memories[stream.port],
+                    "words": key,
+                    "idle": _threshold(stream.idle_probability),
+                    "seed": seeds.getrandbits(32),
+                }
+            )
+        for stream in job.outputs:
+            shape = streams[stream.port]["payload"]
+            spec["streams_out"].append(
+                {
+                    "port": stream.port,
+                    "memory": memories[stream.port],
+                    "expected_count": count(stream.expected),
+                    "stall": _threshold(stream.stall_probability),
+                    "seed": seeds.getrandbits(32),
+                    "limbs": max(1, (shape["width"] + 63) // 64),
+                }
+            )
+        specs.append(spec)
+    jobs_path = workdir / "jobs.json"
+    outputs = result_paths(jobs_path)
+    document = {"jobs": specs, "results_json": str(outputs["json"]), "results_npz": str(outputs["npz"])}
+    _write_atomic_bytes(jobs_path.with_suffix(".npz"), lambda path: np.savez(open(path, "wb"), **arrays))
+    write_atomic(jobs_path, json.dumps(document, indent=1))
+
+    public = port_names(sidecar["ports"]) + sorted(memories.values())
+    build_dir = build(verilog_path, sidecar["name"], public, waves=waves)
+    results = run_jobs(build_dir, sidecar["name"], jobs_path, waves=waves, bench_module=HARNESS_BENCH)
+    got_arrays = np.load(outputs["npz"])
+    simulator = f"Verilator {check_verilator()} + cocotb (preloaded harness)"
+    checks = []
+    for job, result in zip(jobs, results["results"]):
+        for stream in job.outputs:
+            shape = streams[stream.port]["payload"]
+            got = unpack(shape, _from_limbs(got_arrays[f"{job.name}/{stream.port}"]))
+            mismatches, first = compare(stream.expected, got, _single_input(job))
+            extra = result["outputs"][stream.port]["extra"]
+            checks.append(
+                Check(
+                    job=job.name,
+                    design=design.name,
+                    block=design.block,
+                    port=stream.port,
+                    params=design.params.to_dict(),
+                    simulator=simulator,
+                    seed=job.seed,
+                    vectors=count(stream.expected),
+                    mismatches=mismatches + extra,
+                    first_mismatch=first,
+                    cycles=result["cycles"],
+                    wall_seconds=result["wall_seconds"],
+                    timed_out=result["timed_out"],
+                    extra={"extra_outputs": extra},
+                )
+            )
+    return checks
