@@ -7,8 +7,8 @@ memories, the clock runs free until ``done``, outputs are read back from memory.
 and back-pressure come from LFSRs in the harness (probabilities quantized to 1/256), so they are
 as random as the per-cycle bench's, reproducibly from the job seed.
 
-Use it for large jobs (whole layers, exhaustive sweeps); the per-cycle bench stays the
-reference for small unit tests and for a reset in the middle of a stream (not supported here).
+Use it for large jobs (whole layers, exhaustive sweeps) and for ``make sim``; the per-cycle bench
+stays the plain cocotb reference that the unit tests also run.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import re
 import numpy as np
 from amaranth.back import verilog
 
-from hw.export import describe_payloads, tool_versions, write_atomic
-from hw.registry import Design
+from hw.export import tool_versions, write_atomic
 
 from .harness import HarnessStream, StreamHarness
 from .jobs import Check, Job, _from_limbs, _limbs, _single_input, _write_atomic_bytes, compare
@@ -38,10 +37,8 @@ def _depth(words: int) -> int:
     return max(16, 1 << max(0, words - 1).bit_length())
 
 
-def harness_for(design: Design, jobs: list[Job]) -> StreamHarness:
-    """A harness around a fresh ``design`` whose memories hold the largest of ``jobs``."""
-    if any(job.reset_after_outputs is not None for job in jobs):
-        raise ValueError("the harness does not reset in the middle of a stream; use cosim.jobs.run_verilator")
+def harness_for(sidecar: dict, jobs: list[Job]) -> StreamHarness:
+    """A harness around the exported block whose memories hold the largest of ``jobs``."""
     inputs: dict[str, tuple[int, int]] = {}
     outputs: dict[str, int] = {}
     for job in jobs:
@@ -51,7 +48,7 @@ def harness_for(design: Design, jobs: list[Job]) -> StreamHarness:
         for stream in job.outputs:
             outputs[stream.port] = max(outputs.get(stream.port, 0), count(stream.expected))
     return StreamHarness(
-        design.build(),
+        sidecar,
         [HarnessStream(port, _depth(words), phase) for port, (words, phase) in inputs.items()],
         [HarnessStream(port, _depth(words)) for port, words in outputs.items()],
     )
@@ -73,29 +70,24 @@ def _drop_memory_init(text: str, memories: list[str]) -> str:
     return text
 
 
-def export_harness(
-    design: Design, harness: StreamHarness, out_dir: pathlib.Path
-) -> tuple[pathlib.Path, dict]:
+def export_harness(sidecar: dict, harness: StreamHarness, out_dir: pathlib.Path) -> tuple[pathlib.Path, dict]:
     """Write ``<design>__harness.v`` and its sidecar; return the Verilog path and the sidecar."""
-    name = f"{design.name}__harness"
+    name = f"{sidecar['name']}__harness"
     text = _drop_memory_init(
         verilog.convert(harness, name=name, emit_src=False), list(harness.memories.values())
     )
-    sidecar = {
+    harness_sidecar = {
         "name": name,
-        "design": design.name,
-        "block": design.block,
-        "params": design.params.to_dict(),
+        "design": sidecar["name"],
         "ports": harness.metadata.as_json(),
-        "streams": describe_payloads(harness._dut),
         "memories": harness.memories,
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "tools": tool_versions(),
     }
     out_dir = pathlib.Path(out_dir)
     write_atomic(out_dir / f"{name}.v", text)
-    write_atomic(out_dir / f"{name}.json", json.dumps(sidecar, indent=2) + "\n")
-    return out_dir / f"{name}.v", sidecar
+    write_atomic(out_dir / f"{name}.json", json.dumps(harness_sidecar, indent=2) + "\n")
+    return out_dir / f"{name}.v", harness_sidecar
 
 
 def _threshold(probability: float) -> int:
@@ -104,18 +96,21 @@ def _threshold(probability: float) -> int:
 
 
 def run_harness(
-    design: Design, jobs: list[Job], workdir: pathlib.Path, *, waves: bool = False
+    sidecar: dict, verilog_path: pathlib.Path, jobs: list[Job], workdir: pathlib.Path, *, waves: bool = False
 ) -> list[Check]:
-    """Play ``jobs`` on ``design`` inside the harness on Verilator; one Check per output stream."""
+    """Play ``jobs`` on an exported block (``verilog_path`` + its ``sidecar``) inside the harness.
+
+    Same arguments and result as :func:`cosim.jobs.run_verilator`: one Check per output stream.
+    """
     from .runner import build, port_names, result_paths, run_jobs
     from .toolchain import check_verilator
 
-    harness = harness_for(design, jobs)
-    workdir = pathlib.Path(workdir).resolve() / f"{design.name}__harness"
+    harness = harness_for(sidecar, jobs)
+    workdir = pathlib.Path(workdir).resolve() / f"{sidecar['name']}__harness"
     workdir.mkdir(parents=True, exist_ok=True)
-    verilog_path, sidecar = export_harness(design, harness, workdir)
+    harness_path, harness_sidecar = export_harness(sidecar, harness, workdir)
     streams = sidecar["streams"]
-    memories = sidecar["memories"]
+    memories = harness_sidecar["memories"]
     arrays: dict[str, np.ndarray] = {}
     specs = []
     for number, job in enumerate(jobs):
@@ -124,6 +119,7 @@ def run_harness(
             "name": job.name,
             "timeout_cycles": job.timeout_cycles,
             "drain_cycles": min(255, job.drain_cycles),
+            "reset_after": job.reset_after_outputs or 0,
             "streams_in": [],
             "streams_out": [],
         }
@@ -159,9 +155,10 @@ def run_harness(
     _write_atomic_bytes(jobs_path.with_suffix(".npz"), lambda path: np.savez(open(path, "wb"), **arrays))
     write_atomic(jobs_path, json.dumps(document, indent=1))
 
-    public = port_names(sidecar["ports"]) + sorted(memories.values())
-    build_dir = build(verilog_path, sidecar["name"], public, waves=waves)
-    results = run_jobs(build_dir, sidecar["name"], jobs_path, waves=waves, bench_module=HARNESS_BENCH)
+    top = harness_sidecar["name"]
+    public = port_names(harness_sidecar["ports"]) + sorted(memories.values())
+    build_dir = build([harness_path, verilog_path], top, public, waves=waves)
+    results = run_jobs(build_dir, top, jobs_path, waves=waves, bench_module=HARNESS_BENCH)
     got_arrays = np.load(outputs["npz"])
     simulator = f"Verilator {check_verilator()} + cocotb (preloaded harness)"
     checks = []
@@ -174,10 +171,10 @@ def run_harness(
             checks.append(
                 Check(
                     job=job.name,
-                    design=design.name,
-                    block=design.block,
+                    design=sidecar["name"],
+                    block=sidecar["block"],
                     port=stream.port,
-                    params=design.params.to_dict(),
+                    params=sidecar["params"],
                     simulator=simulator,
                     seed=job.seed,
                     vectors=count(stream.expected),
@@ -186,7 +183,7 @@ def run_harness(
                     cycles=result["cycles"],
                     wall_seconds=result["wall_seconds"],
                     timed_out=result["timed_out"],
-                    extra={"extra_outputs": extra},
+                    extra={"extra_outputs": extra, "midstream_resets": result["resets"]},
                 )
             )
     return checks

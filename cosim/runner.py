@@ -90,20 +90,25 @@ def build_args() -> list[str]:
 
 
 def build(
-    verilog: pathlib.Path,
+    verilog: pathlib.Path | Sequence[pathlib.Path],
     top: str,
     public: Sequence[str],
     *,
     waves: bool = False,
     build_root: pathlib.Path | None = None,
 ) -> pathlib.Path:
-    """Compile ``verilog`` (top module ``top``, VPI access to ``public``) once; return the build dir."""
+    """Compile ``verilog`` (one file or several; top module ``top``; VPI access to ``public``)
+    once; return the build directory."""
     put_verilator_on_path()
-    verilog = pathlib.Path(verilog)
+    sources = (
+        [pathlib.Path(verilog)]
+        if isinstance(verilog, (str, pathlib.Path))
+        else list(map(pathlib.Path, verilog))
+    )
     control = public_config(top, public)
     key = hashlib.sha256()
     for part in (
-        verilog.read_bytes(),
+        *(source.read_bytes() for source in sources),
         WAIVERS.read_bytes(),
         control.encode(),
         " ".join(build_args()).encode(),
@@ -125,7 +130,7 @@ def build(
         control_file.write_text(control)
         try:
             runner.build(
-                sources=[verilog],
+                sources=sources,
                 hdl_toplevel=top,
                 build_dir=build_dir,
                 build_args=[*build_args(), str(control_file)],

@@ -1,8 +1,9 @@
 """``make sim``: export every design, run its verification plan on Verilator, write the reports.
 
 Each design of :mod:`hw.registry` is exported to ``build/verilog`` (Verilog + JSON sidecar),
-compiled with Verilator (cached), and driven by the generic cocotb bench with the jobs from
-:mod:`cosim.checks` (random idle cycles and back-pressure, golden expectations). The reports go
+compiled with Verilator (cached) inside the preloaded harness (:mod:`cosim.fast`: inputs in
+memories, LFSR idle cycles and back-pressure, no Python per clock cycle), and checked with the
+jobs from :mod:`cosim.checks` against the golden model. The reports go
 to ``build/reports/bitexact.{json,md}``. The exit status is non-zero on any mismatch, timeout or
 simulator failure.
 
@@ -23,9 +24,10 @@ from hw.export import export_design
 from hw.registry import Design, all_designs
 
 from .checks import jobs_for
-from .jobs import Check, run_verilator
+from .fast import run_harness
+from .jobs import Check
 from .report import summary_line, write_bitexact_report
-from .runner import SimulationError, build, port_names
+from .runner import SimulationError
 from .toolchain import ToolchainError, put_verilator_on_path
 
 
@@ -84,35 +86,33 @@ def main(argv: list[str] | None = None) -> int:
     prepared = [
         (design, *locate_verilog(design, verilog_dir, args.use_existing_verilog)) for design in designs
     ]
-    # Compile two designs at a time (Verilator builds are single-threaded C++ compiles).
+
+    def check(design: Design, verilog: pathlib.Path, sidecar: dict) -> list[Check]:
+        plan = jobs_for(design, seed=args.seed, quick=args.quick)
+        return run_harness(sidecar, verilog, plan, work_dir, waves=args.waves)
+
+    # Two designs at a time: Verilator builds and simulations are single-threaded.
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        builds = {
-            d.name: pool.submit(build, v, d.name, port_names(sidecar["ports"]), waves=args.waves)
-            for d, v, sidecar in prepared
-        }
-    checks: list[Check] = []
-    errors: list[str] = []
-    for design, verilog, sidecar in prepared:
-        try:
-            builds[design.name].result()
-            design_checks = run_verilator(
-                sidecar,
-                verilog,
-                jobs_for(design, seed=args.seed, quick=args.quick),
-                work_dir,
-                waves=args.waves,
-            )
-        except SimulationError as error:
-            errors.append(f"{design.name}: {error}")
-            print(f"  {design.name:28s} ERROR {str(error).splitlines()[0]}")
-            continue
-        checks += design_checks
-        for check in design_checks:
-            status = "ok " if check.passed else "BAD"
-            print(
-                f"  {status} {check.job:44s} {check.vectors:>8,} vectors {check.mismatches:>6,} mismatches"
-                f" {check.cycles:>9,} cycles {check.wall_seconds:6.2f} s"
-            )
+        futures = [
+            (design, pool.submit(check, design, verilog, sidecar)) for design, verilog, sidecar in prepared
+        ]
+        checks: list[Check] = []
+        errors: list[str] = []
+        for design, future in futures:
+            try:
+                design_checks = future.result()
+            except SimulationError as error:
+                errors.append(f"{design.name}: {error}")
+                print(f"  {design.name:28s} ERROR {str(error).splitlines()[0]}")
+                continue
+            checks += design_checks
+            for result in design_checks:
+                status = "ok " if result.passed else "BAD"
+                print(
+                    f"  {status} {result.job:44s} {result.vectors:>8,} vectors"
+                    f" {result.mismatches:>6,} mismatches {result.cycles:>9,} cycles"
+                    f" {result.wall_seconds:6.2f} s"
+                )
     meta = {"seed": args.seed, "wall_seconds": round(time.perf_counter() - started, 2)}
     if errors:
         meta["errors"] = errors

@@ -37,6 +37,7 @@ async def play(dut, job: dict, arrays) -> tuple[dict, dict]:
         getattr(dut, f"{spec['port']}_seed").value = spec["seed"]
     dut.timeout.value = job["timeout_cycles"]
     dut.drain.value = job["drain_cycles"]
+    dut.reset_after.value = job["reset_after"]
     started = time.perf_counter()
     await RisingEdge(dut.clk)
     dut.start.value = 1
@@ -45,7 +46,12 @@ async def play(dut, job: dict, arrays) -> tuple[dict, dict]:
     await RisingEdge(dut.done)
     await ReadOnly()
     wall = time.perf_counter() - started
-    result = {"name": job["name"], "cycles": int(dut.cycles.value), "timed_out": bool(dut.timed_out.value)}
+    result = {
+        "name": job["name"],
+        "cycles": int(dut.cycles.value),
+        "timed_out": bool(dut.timed_out.value),
+        "resets": int(dut.resets.value),
+    }
     result["wall_seconds"] = wall
     result["outputs"] = {}
     got = {}
