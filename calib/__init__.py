@@ -1,0 +1,1 @@
+"""Calibration on timm ViTs, the parameter file format, and the shipped default model and data."""
