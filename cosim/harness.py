@@ -140,6 +140,14 @@ class StreamHarness(wiring.Component):
         connections = {"i_clk": ClockSignal("sync"), "i_rst": ResetSignal("sync") | dut_reset}
         for port in _ports(self._sidecar["ports"]):
             stream_name, _, member = port["name"].rpartition("__")
+            if stream_name not in streams:
+                # A port outside the streams (e.g. a sticky status flag): inputs are tied low,
+                # outputs go to an unread wire; the jobs check streams only.
+                if port["dir"] == "in":
+                    connections[f"i_{port['name']}"] = Const(0, port["width"])
+                else:
+                    connections[f"o_{port['name']}"] = Signal(port["width"], name=f"dut_{port['name']}")
+                continue
             signal = getattr(streams[stream_name], member)
             connections[f"{'i' if port['dir'] == 'in' else 'o'}_{port['name']}"] = signal
         m.submodules.dut = Instance(self._sidecar["name"], **connections)

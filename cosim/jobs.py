@@ -79,6 +79,12 @@ class Job:
     reset_after_outputs: int | None = None
     timeout_cycles: int = 10_000
     drain_cycles: int = 16
+    #: For jobs without idle cycles or back-pressure: the cycle count a throughput formula
+    #: predicts (e.g. ``MacArrayParams.cycles``); a different measured count fails the check.
+    expected_cycles: int | None = None
+    #: False for blocks whose n-th output does not belong to the n-th input (a tile's rows come
+    #: after its K steps): a first mismatch then names no input instead of a wrong one.
+    outputs_follow_inputs: bool = True
 
 
 @dataclasses.dataclass
@@ -99,10 +105,15 @@ class Check:
     wall_seconds: float
     timed_out: bool = False
     extra: dict = dataclasses.field(default_factory=dict)
+    expected_cycles: int | None = None
+
+    @property
+    def cycles_as_expected(self) -> bool:
+        return self.expected_cycles is None or self.cycles == self.expected_cycles
 
     @property
     def passed(self) -> bool:
-        return self.mismatches == 0 and not self.timed_out and self.vectors > 0
+        return self.mismatches == 0 and not self.timed_out and self.vectors > 0 and self.cycles_as_expected
 
 
 def _jsonable(value: Any) -> Any:
@@ -196,6 +207,8 @@ def _write_atomic_bytes(path: pathlib.Path, writer) -> None:
 
 
 def _single_input(job: Job) -> Any:
+    if not job.outputs_follow_inputs:
+        return None
     data_inputs = [stream for stream in job.inputs if stream.phase == max(s.phase for s in job.inputs)]
     return data_inputs[0].values if len(data_inputs) == 1 else None
 
@@ -284,6 +297,7 @@ def run_verilator(
                     wall_seconds=result["wall_seconds"],
                     timed_out=result["timed_out"],
                     extra=extra,
+                    expected_cycles=job.expected_cycles,
                 )
             )
     return checks
@@ -334,6 +348,7 @@ def run_amaranth(component, design: str, block: str, params: dict, jobs: list[Jo
                     wall_seconds=outcome["wall_seconds"],
                     timed_out=outcome["timed_out"],
                     extra={"extra_outputs": outcome["extra"][stream.port]},
+                    expected_cycles=job.expected_cycles,
                 )
             )
     return checks
@@ -369,7 +384,7 @@ async def _play_amaranth(ctx, component, domain, streams: dict, job: Job) -> dic
                 if not offering[s.port]:
                     go = s.phase == active and index[s.port] < len(words_in[s.port])
                     if go and not (s.idle_probability and rng.random() < s.idle_probability):
-                        ctx.set(stream.payload, words_in[s.port][index[s.port]])
+                        ctx.set(_raw(stream.payload), words_in[s.port][index[s.port]])
                         ctx.set(stream.valid, 1)
                         offering[s.port] = True
                     else:
@@ -432,6 +447,13 @@ async def _play_amaranth(ctx, component, domain, streams: dict, job: Job) -> dic
         "extra": extra,
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+def _raw(payload: Any) -> Any:
+    """The plain value under a ``lib.data`` view, so a packed word can be set on struct payloads."""
+    from amaranth.lib import data
+
+    return payload.as_value() if isinstance(payload, data.View) else payload
 
 
 def _as_int(value: Any) -> int:

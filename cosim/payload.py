@@ -3,7 +3,8 @@
 A payload is one unsigned integer on the wire (Yosys drops ``signed`` from ports); the sidecar's
 layout (:func:`hw.export.describe_shape`) says how fields sit in it. Values are numpy arrays with
 one entry per transfer: an ``int`` shape is an array ``[n]``, a ``struct`` a dict of field name to
-value, an ``array`` layout an array ``[n, length]`` (or ``[n, length, ...]`` for nested arrays).
+value, an ``array`` layout an array ``[n, length]`` (or ``[n, length, ...]`` for nested arrays), or
+for an array of structs a dict of field arrays ``[n, length]``.
 Packing is vectorized over transfers with Python-int object arrays, so any width works.
 """
 
@@ -54,15 +55,36 @@ def pack(shape: dict[str, Any], values: Any, name: str = "payload") -> np.ndarra
             packed = part if packed is None else packed | part
         return packed
     if kind == "array":
-        array = np.asarray(values)
-        if array.ndim < 1 or array.shape[-1] != shape["length"]:
-            raise PayloadError(f"{name} needs a last dimension of {shape['length']}, got shape {array.shape}")
+        # An array of structs comes as a dict of field arrays whose last dimension is the index.
+        array = values if isinstance(values, dict) else np.asarray(values)
+        length = _last_dimension(array)
+        if length != shape["length"]:
+            raise PayloadError(f"{name} needs a last dimension of {shape['length']}, got {length}")
         packed = None
         for index in range(shape["length"]):
-            part = pack(shape["element"], array[..., index], f"{name}[{index}]") << (index * shape["stride"])
+            element = _element(array, index)
+            part = pack(shape["element"], element, f"{name}[{index}]") << (index * shape["stride"])
             packed = part if packed is None else packed | part
         return packed
     raise PayloadError(f"unknown layout kind {kind!r}")
+
+
+def _last_dimension(values: Any) -> int | None:
+    if isinstance(values, dict):
+        return _last_dimension(next(iter(values.values()))) if values else None
+    return values.shape[-1] if values.ndim >= 1 else None
+
+
+def _element(values: Any, index: int) -> Any:
+    if isinstance(values, dict):
+        return {key: _element(value, index) for key, value in values.items()}
+    return np.asarray(values)[..., index]
+
+
+def _stack(parts: list[Any]) -> Any:
+    if isinstance(parts[0], dict):
+        return {key: _stack([part[key] for part in parts]) for key in parts[0]}
+    return np.stack(parts, axis=-1)
 
 
 def unpack(shape: dict[str, Any], words: Any) -> Any:
@@ -79,7 +101,7 @@ def unpack(shape: dict[str, Any], words: Any) -> Any:
         return {field["name"]: unpack(field["shape"], words >> field["offset"]) for field in shape["fields"]}
     if kind == "array":
         parts = [unpack(shape["element"], words >> (i * shape["stride"])) for i in range(shape["length"])]
-        return np.stack(parts, axis=-1)
+        return _stack(parts)
     raise PayloadError(f"unknown layout kind {kind!r}")
 
 

@@ -90,6 +90,8 @@ def _markdown(document: dict, checks: list[Check]) -> str:
             )
         if check.timed_out:
             first = "timed out; " + first
+        if not check.cycles_as_expected:
+            first = f"{check.cycles:,} cycles, formula {check.expected_cycles:,}; " + first
         job = check.job.split("/", 1)[-1]
         lines.append(
             f"| {check.block} | {check.design} | {job} ({check.port}) | {check.simulator} | {check.seed} "

@@ -20,9 +20,9 @@ Stream rules: see :mod:`hw.pipeline`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from amaranth import Module, Shape, Signal, unsigned
+from amaranth import Module, Shape, Signal, Value, unsigned
 from amaranth.lib import data, stream
 
 __all__ = ["ConfigField", "ConfigMap"]
@@ -114,14 +114,39 @@ class ConfigMap:
                 words.append((self._base[field.name] + offset, value % (1 << width)))
         return words
 
-    def elaborate(self, m: Module, cfg) -> dict[str, Signal | list[Signal]]:
-        """Registers for every field, written by ``cfg`` transfers; returns them by name."""
+    def elaborate(
+        self, m: Module, cfg, *, fields: Iterable[str] | None = None, reset_less: bool = False
+    ) -> dict[str, Signal | list[Signal]]:
+        """Registers for every field (or only the ``fields`` named), written by ``cfg`` transfers;
+        returns them by name. ``reset_less`` registers keep their contents through a reset (the
+        block then documents that its configuration survives reset). Fields left out are the
+        caller's to store, e.g. tables in memories written through :meth:`write_target`."""
         m.d.comb += cfg.ready.eq(1)
+        wanted = set(self._base) if fields is None else set(fields)
+        unknown = sorted(wanted - set(self._base))
+        if unknown:
+            raise ValueError(f"config map has no field {unknown[0]!r}")
         registers: dict[str, Signal | list[Signal]] = {}
-        for field in self._fields:
-            cells = [Signal(field.shape, name=f"cfg_{field.name}{index}") for index in range(field.depth)]
+        for field in (field for field in self._fields if field.name in wanted):
+            cells = [
+                Signal(field.shape, name=f"cfg_{field.name}{index}", reset_less=reset_less)
+                for index in range(field.depth)
+            ]
             for offset, cell in enumerate(cells):
                 with m.If(cfg.valid & (cfg.payload.addr == self._base[field.name] + offset)):
                     m.d.sync += cell.eq(cfg.payload.data[: field.shape.width])
             registers[field.name] = cells[0] if field.depth == 1 else cells
         return registers
+
+    def write_target(self, cfg, name: str) -> tuple[Value, Value]:
+        """``(hit, index)`` for a field kept outside registers (a table in a memory): ``hit`` is
+        high on a ``cfg`` transfer into field ``name``, ``index`` is the entry it writes."""
+        field = next((field for field in self._fields if field.name == name), None)
+        if field is None:
+            raise ValueError(f"config map has no field {name!r}")
+        base = self._base[name]
+        index = (cfg.payload.addr - base)[: max(1, (field.depth - 1).bit_length())]
+        hit = cfg.valid & (cfg.payload.addr < base + field.depth)
+        if base:  # an unsigned address is always >= 0 (and Verilator's lint says so)
+            hit &= cfg.payload.addr >= base
+        return hit, index

@@ -15,7 +15,15 @@ from typing import Any
 from amaranth.lib import wiring
 
 #: Modules of ``hw`` that define ``example_designs()``.
-BLOCK_MODULES: tuple[str, ...] = ("hw.bitlog2",)
+BLOCK_MODULES: tuple[str, ...] = (
+    "hw.bitlog2",
+    "hw.mac_array",
+    "hw.logdecode",
+    "hw.shift_acc",
+    "hw.threshold_quant",
+    "hw.adalog_lut",
+    "hw.requant",
+)
 
 
 @dataclasses.dataclass(frozen=True)

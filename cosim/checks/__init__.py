@@ -14,7 +14,15 @@ from hw.registry import Design
 
 from ..jobs import Job
 
-CHECK_MODULES: dict[str, str] = {"bitlog2": "cosim.checks.bitlog2"}
+CHECK_MODULES: dict[str, str] = {
+    "bitlog2": "cosim.checks.bitlog2",
+    "mac_array": "cosim.checks.mac_array",
+    "logdecode": "cosim.checks.logdecode",
+    "shift_acc": "cosim.checks.shift_acc",
+    "threshold_quant": "cosim.checks.threshold_quant",
+    "adalog_lut": "cosim.checks.adalog_lut",
+    "requant": "cosim.checks.requant",
+}
 
 
 def jobs_for(design: Design, *, seed: int, quick: bool = False) -> list[Job]:

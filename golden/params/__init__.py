@@ -13,6 +13,16 @@ from ._base import ParamError, check_choice, check_int
 from .adalog import ADALOG_CLAMP_MIN, ADALOG_GELU_SHIFT, ADALOG_Q_RANGE, ADALOG_R, AdaLogParams
 from .bitlog2 import BITLOG2_SCHEMES, BitLog2Params
 from .logav import LOG_AV_DEFAULTS, LogAVParams
+from .mac import (
+    MAC_LATENCY,
+    SHIFT_ACC_LATENCY,
+    LogCodeParams,
+    MacArrayParams,
+    ShiftAccParams,
+    bitlog2_mant_exp,
+    signed_width,
+    tiled_cycles,
+)
 from .requant import REQUANT_MULT_BITS, RequantParams, dyadic
 from .sqrt2 import SQRT2_VARIANTS, Sqrt2Params
 from .uniform import UNIFORM_GRANULARITIES, UniformParams
@@ -33,4 +43,15 @@ __all__ += [
     "Sqrt2Params",
     "UNIFORM_GRANULARITIES",
     "UniformParams",
+]
+
+__all__ += [
+    "MAC_LATENCY",
+    "SHIFT_ACC_LATENCY",
+    "LogCodeParams",
+    "MacArrayParams",
+    "ShiftAccParams",
+    "bitlog2_mant_exp",
+    "signed_width",
+    "tiled_cycles",
 ]

@@ -32,8 +32,17 @@ def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
 
 
 def params_to_dict(params: Any) -> dict[str, Any]:
-    """The dataclass fields plus a ``kind`` tag, JSON-ready."""
-    return {"kind": type(params).__name__, **dataclasses.asdict(params)}
+    """The dataclass fields plus a ``kind`` tag, JSON-ready: tuples become lists, so the dict
+    equals its own JSON round trip (a Verilog sidecar's ``params``, a parameter file)."""
+    return {"kind": type(params).__name__, **_json_ready(dataclasses.asdict(params))}
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    return value
 
 
 def params_from_dict(cls: type, data: Any) -> Any:
