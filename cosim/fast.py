@@ -184,6 +184,7 @@ def run_harness(
                     wall_seconds=result["wall_seconds"],
                     timed_out=result["timed_out"],
                     extra={"extra_outputs": extra, "midstream_resets": result["resets"]},
+                    expected_cycles=job.expected_cycles,
                 )
             )
     return checks
