@@ -62,7 +62,7 @@ def check_integer_tensor(name: str, value: torch.Tensor, lo: int, hi: int) -> to
     if not integer or value.dtype == torch.bool:
         raise ParamError(f"{name} must be an integer tensor, not {getattr(value, 'dtype', type(value))}")
     if value.numel():
-        found_lo, found_hi = int(value.min()), int(value.max())
+        found_lo, found_hi = (int(v) for v in torch.aminmax(value))  # one pass over the data
         if found_lo < lo or found_hi > hi:
             raise ParamError(f"{name} must lie in [{lo}, {hi}], got values in [{found_lo}, {found_hi}]")
     return value.to(torch.int64)

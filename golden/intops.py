@@ -51,7 +51,7 @@ def check_accumulator(value: torch.Tensor, bits: int, what: str) -> torch.Tensor
     """
     if value.numel() == 0:
         return value
-    lo, hi = int(value.min()), int(value.max())
+    lo, hi = (int(v) for v in torch.aminmax(value))  # one pass over the data
     limit = 1 << (bits - 1)
     if lo < -limit or hi >= limit:
         worst = lo if -lo > hi else hi
@@ -76,13 +76,25 @@ def _zero_point(value: int | torch.Tensor) -> torch.Tensor:
 
 
 def _abs_max(value: torch.Tensor) -> int:
-    return int(value.abs().max()) if value.numel() else 0
+    if not value.numel():
+        return 0
+    lo, hi = torch.aminmax(value)
+    return max(-int(lo), int(hi))
 
 
 def _safe_matmul(a: torch.Tensor, b: torch.Tensor, what: str) -> torch.Tensor:
-    """Exact int64 ``a @ b``, refusing operands whose sums could overflow int64."""
-    if a.shape[-1] * _abs_max(a) * _abs_max(b) >= _INT64_SAFE:
+    """Exact int64 ``a @ b``, refusing operands whose sums could overflow int64.
+
+    When ``K * max|a| * max|b|`` is below ``2**24`` (``2**53``), every product and every partial
+    sum is an integer that float32 (float64) represents exactly, whatever order the BLAS adds
+    in, so the float matmul is exact and several times faster than torch's int64 matmul.
+    """
+    bound = a.shape[-1] * _abs_max(a) * _abs_max(b)
+    if bound >= _INT64_SAFE:
         raise AccumulatorOverflowError(f"{what}: operands too large for exact int64 accumulation")
+    for dtype, exact_below in ((torch.float32, 1 << 24), (torch.float64, 1 << 53)):
+        if bound < exact_below:
+            return (a.to(dtype) @ b.to(dtype)).to(torch.int64)
     return a @ b
 
 
@@ -169,12 +181,22 @@ def requantize(acc: torch.Tensor, params: RequantParams, axis: int = -1) -> torc
     if params.bias:
         acc = acc + _channel_view(params.bias, acc.ndim, axis, size)
         check_accumulator(acc, params.acc_bits, "requantize acc + bias")
-    multiplier = _channel_view(params.multiplier, acc.ndim, axis, size)
-    shift = _channel_view(params.shift, acc.ndim, axis, size)
     # |acc| < 2**(acc_bits-1) and m < 2**mult_bits with acc_bits + mult_bits <= 63: fits int64.
-    product = acc * multiplier
-    rounded = (product + (torch.ones_like(shift) << shift >> 1)) >> shift
-    return torch.clamp(rounded + params.out_zero_point, params.qmin, params.qmax)
+    # In place after the first product: the same arithmetic with fewer large allocations.
+    if params.channels == 1:
+        # Python scalars: the same arithmetic, about twice as fast as 0-d tensors on large inputs.
+        m, s = params.multiplier[0], params.shift[0]
+        rounded = acc * m
+        rounded += (1 << s) >> 1
+        rounded >>= s
+    else:
+        multiplier = _channel_view(params.multiplier, acc.ndim, axis, size)
+        shift = _channel_view(params.shift, acc.ndim, axis, size)
+        rounded = acc * multiplier
+        rounded += torch.ones_like(shift) << shift >> 1
+        rounded >>= shift
+    rounded += params.out_zero_point
+    return rounded.clamp_(params.qmin, params.qmax)
 
 
 def log_matmul(
@@ -222,6 +244,17 @@ def log_matmul(
     return check_accumulator(acc, acc_bits, "log_matmul")
 
 
+_BITLOG2_LEVELS = torch.tensor(
+    [
+        0 if zero else (-1 if k == 0 and h else (1 << k) + h * ((1 << k) >> 1))
+        for k in range(31)
+        for h in (0, 1)
+        for zero in (0, 1)
+    ],
+    dtype=torch.int64,
+)
+
+
 def bitlog2_matmul(
     code: BitLog2Code, v: torch.Tensor, v_zero_point: int | torch.Tensor, av: LogAVParams
 ) -> torch.Tensor:
@@ -235,10 +268,14 @@ def bitlog2_matmul(
     k = check_integer_tensor("bitlog2_matmul k", code.k, 0, 30)
     h = check_integer_tensor("bitlog2_matmul h", code.h, 0, 1)
     zero = check_integer_tensor("bitlog2_matmul zero", code.zero, 0, 1)
-    if bool((h.bool() & (k == 0)).any()):
+    # D = 2**k + h * 2**(k-1), 0 for zero codes, looked up by (k, h, zero): fewer passes over large
+    # code tensors than computing it; -1 marks the invalid half bit at k == 0.
+    index = k << 2  # shifts and adds: int64 multiplies are slow on large tensors
+    index += h << 1
+    index += zero
+    level = _BITLOG2_LEVELS.index_select(0, index.reshape(-1)).reshape(k.shape)
+    if level.numel() and int(level.min()) < 0:
         raise ParamError("bitlog2_matmul: a half bit needs k >= 1")
-    one = torch.ones_like(k)
-    level = torch.where(zero.bool(), 0, (one << k) + h * ((one << k) >> 1))
     d = _integer("bitlog2_matmul v", v) - _zero_point(v_zero_point)
     return check_accumulator(_safe_matmul(level, d, "bitlog2_matmul"), av.acc_bits, "bitlog2_matmul")
 
