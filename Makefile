@@ -3,8 +3,12 @@
 #   make test     the test suite (what CI runs)
 #   make verilog  export every block's Verilog and JSON sidecar to build/verilog/
 #   make lint     ruff check + ruff format --check
+#   make synth    synthesize every block for iCE40/ECP5 + Fmax estimates, build/reports/synth.md (JOBS=n)
+#   make calib    calibrate a model and write its parameter file: make calib ARGS="--eval --out DIR"
+#   make bench    speed figures of one run (simulators, golden model, calibration), build/reports/bench.md
 #   make clean    remove build/ (keeps the virtual environment; `make distclean` removes it too)
-# Options: VENV=dir (where the environment lives), WAVES=1 (dump FST waves), SEED=n, IMAGES=n.
+# Options: VENV=dir (where the environment lives), WAVES=1 (dump FST waves), SEED=n, IMAGES=n,
+#          ATTN=scheme GELU=scheme ARRAY=RxC (make sim's model run).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -41,13 +45,25 @@ check-verilator: $(STAMP)
 	@$(PY) -m cosim.toolchain --check
 
 sim: check-verilator
-	$(WITH_VERILATOR) $(PY) -m cosim.sim $(if $(SEED),--seed $(SEED)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves)
+	$(WITH_VERILATOR) $(PY) -m cosim.sim $(if $(SEED),--seed $(SEED)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves) $(if $(ATTN),--attn $(ATTN)) $(if $(GELU),--gelu $(GELU)) $(if $(ARRAY),--array $(ARRAY))
 
 test: check-verilator
 	$(WITH_VERILATOR) $(PY) -m pytest -n 2 -W error::DeprecationWarning tests
 
 verilog: $(STAMP)
 	$(PY) -m hw.export --out build/verilog
+
+calib: $(STAMP)
+	$(PY) -m calib $(ARGS)
+
+accuracy: $(STAMP)
+	$(PY) -m calib.accuracy $(ARGS)
+
+synth: $(STAMP)
+	$(PY) -m synth $(if $(JOBS),--jobs $(JOBS))
+
+bench: check-verilator
+	$(WITH_VERILATOR) $(PY) -m bench
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

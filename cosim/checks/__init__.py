@@ -22,6 +22,7 @@ CHECK_MODULES: dict[str, str] = {
     "threshold_quant": "cosim.checks.threshold_quant",
     "adalog_lut": "cosim.checks.adalog_lut",
     "requant": "cosim.checks.requant",
+    "attention_core": "cosim.checks.attention_core",
 }
 
 
