@@ -23,11 +23,12 @@ import threading
 import numpy as np
 from amaranth.back import verilog
 
-from hw.export import tool_versions, write_atomic
+from golden.fileio import write_atomic, write_atomic_with
+from hw.export import tool_versions
 
 from . import harness as harness_module
 from .harness import HarnessStream, StreamHarness
-from .jobs import Check, Job, _from_limbs, _limbs, _single_input, _write_atomic_bytes, compare
+from .jobs import Check, Job, _from_limbs, _limbs, _single_input, compare
 from .payload import count, pack, unpack
 
 __all__ = ["harness_for", "export_harness", "run_harness"]
@@ -202,7 +203,7 @@ def run_harness(
     jobs_path = workdir / "jobs.json"
     outputs = result_paths(jobs_path)
     document = {"jobs": specs, "results_json": str(outputs["json"]), "results_npz": str(outputs["npz"])}
-    _write_atomic_bytes(jobs_path.with_suffix(".npz"), lambda path: np.savez(open(path, "wb"), **arrays))
+    write_atomic_with(jobs_path.with_suffix(".npz"), lambda path: np.savez(open(path, "wb"), **arrays))
     write_atomic(jobs_path, json.dumps(document, indent=1))
 
     top = harness_sidecar["name"]

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import random
-import tempfile
 import time
 from typing import Any
 
 import numpy as np
+
+from golden.fileio import write_atomic_with
 
 from .payload import count, pack, unpack
 
@@ -195,17 +195,6 @@ def _from_limbs(limbs: np.ndarray) -> np.ndarray:
     return words
 
 
-def _write_atomic_bytes(path: pathlib.Path, writer) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        writer(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _single_input(job: Job) -> Any:
     if not job.outputs_follow_inputs:
         return None
@@ -264,8 +253,8 @@ def run_verilator(
     jobs_path = workdir / f"{sidecar['name']}.jobs.json"
     outputs = result_paths(jobs_path)
     document = {"jobs": specs, "results_json": str(outputs["json"]), "results_npz": str(outputs["npz"])}
-    _write_atomic_bytes(jobs_path.with_suffix(".npz"), lambda path: np.savez(open(path, "wb"), **arrays))
-    _write_atomic_bytes(jobs_path, lambda path: pathlib.Path(path).write_text(json.dumps(document, indent=1)))
+    write_atomic_with(jobs_path.with_suffix(".npz"), lambda path: np.savez(open(path, "wb"), **arrays))
+    write_atomic_with(jobs_path, lambda path: pathlib.Path(path).write_text(json.dumps(document, indent=1)))
 
     build_dir = build(verilog, sidecar["name"], port_names(sidecar["ports"]), waves=waves)
     results = run_jobs(build_dir, sidecar["name"], jobs_path, waves=waves)

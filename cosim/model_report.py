@@ -17,7 +17,7 @@ import re
 import time
 from typing import Any
 
-from hw.export import write_atomic
+from golden.fileio import write_atomic
 
 from .model_jobs import MAX_JOB_WORDS
 from .model_sim import ModelRun, RunResult

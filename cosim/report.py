@@ -15,7 +15,7 @@ import time
 from importlib import metadata as importlib_metadata
 from typing import Any
 
-from hw.export import write_atomic
+from golden.fileio import write_atomic
 
 from .jobs import Check
 

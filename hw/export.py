@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import pathlib
 import platform
 import sys
-import tempfile
 from importlib import metadata as importlib_metadata
 from typing import Any
 
@@ -25,22 +23,11 @@ from amaranth import Shape
 from amaranth.back import verilog
 from amaranth.lib import data, wiring
 
+from golden.fileio import write_atomic
+
 from .registry import Design, all_designs, find_design
 
 __all__ = ["describe_shape", "describe_payloads", "export_design", "write_atomic", "tool_versions"]
-
-
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def describe_shape(shape: Any) -> dict[str, Any]:

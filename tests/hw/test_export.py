@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import pytest
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
@@ -59,17 +58,3 @@ def test_verilog_does_not_depend_on_the_checkout_path(tmp_path):
 def test_unknown_design_is_a_clear_error(capsys):
     assert export.main(["--out", "/nonexistent", "nope"]) == 2
     assert "No design named 'nope'" in capsys.readouterr().err
-
-
-def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
-    target = tmp_path / "x.json"
-    target.write_text("old")
-
-    def explode(*args):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(export.os, "replace", explode)
-    with pytest.raises(OSError, match="disk full"):
-        export.write_atomic(target, "new")
-    assert target.read_text() == "old"
-    assert list(tmp_path.iterdir()) == [target]
