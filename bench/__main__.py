@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         lambda: [golden_speed.vit_forward(images=8 if args.quick else 64)],
         lambda: calib_speed.bitlog2_delta_search(DELTA_SEARCH_SCHEME, heads, tokens),
-        lambda: calib_speed.hooked_methods(args.quick),
+        lambda: calib_speed.method_calibrations(args.quick),
     ]
     figures: list[Figure] = []
     section = None

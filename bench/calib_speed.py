@@ -1,32 +1,47 @@
-"""Calibration time per method: what exists is timed, what does not is listed as skipped.
+"""Calibration time per method.
 
 Timed today: the BitLog2 δ search, both the vectorized :func:`golden.bitlog2.search_delta` and
 the seed's loop :func:`golden.bitlog2.search_delta_reference`, on the same attention tensor (they
 must choose the same δ; a difference is reported in the figure's note).
 
-The RepQ-ViT and FPCS calibrations are timed when their modules exist and provide the hook
-``bench_calibrate(quick: bool) -> None`` (one calibration of the shipped model, a smaller one
-when ``quick``); module names are in :data:`CALIBRATION_HOOKS`.
+The RepQ-ViT and AdaLog FPCS calibrations of the shipped model (:data:`METHODS`: W4A4, their
+own quantizers, 32 calibration images, 8 when ``quick``) through :func:`calib.pipeline.calibrate`,
+the same call ``python -m calib`` makes. The DeiT-Tiny FPCS figure is ``python -m bench.calib_fpcs``.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
+from typing import Any
 
 import torch
 
 from golden.bitlog2 import search_delta, search_delta_reference
 from golden.params import BitLog2Params
 
-from .figures import Figure, skipped
+from .figures import Figure
 
-__all__ = ["CALIBRATION_HOOKS", "bitlog2_delta_search", "hooked_methods"]
+__all__ = ["METHODS", "bitlog2_delta_search", "method_calibrations"]
 
 SECTION = "calibration"
-#: method -> module expected to provide ``bench_calibrate(quick)``.
-CALIBRATION_HOOKS: dict[str, str] = {"RepQ-ViT": "calib.repq", "AdaLog FPCS": "calib.fpcs"}
-HOOK = "bench_calibrate"
+#: figure name -> (key, settings of :func:`calib.pipeline.make_config`).
+METHODS: dict[str, tuple[str, dict[str, Any]]] = {
+    "RepQ-ViT": (
+        "calib.repq",
+        {"wbits": 4, "abits": 4, "attn": "bitlog2_half_17", "gelu": "uniform", "method": "repq"},
+    ),
+    "AdaLog FPCS": (
+        "calib.fpcs",
+        {
+            "wbits": 4,
+            "abits": 4,
+            "attn": "adalog",
+            "gelu": "adalog",
+            "method": "fpcs",
+            "qkv_granularity": "head",
+        },
+    ),
+}
 
 
 def bitlog2_delta_search(scheme: str, heads: int, tokens: int) -> list[Figure]:
@@ -64,27 +79,24 @@ def bitlog2_delta_search(scheme: str, heads: int, tokens: int) -> list[Figure]:
     ]
 
 
-def hooked_methods(quick: bool) -> list[Figure]:
-    """One figure per entry of :data:`CALIBRATION_HOOKS`: timed if the hook exists, else skipped."""
+def method_calibrations(
+    quick: bool, methods: dict[str, tuple[str, dict[str, Any]]] | None = None
+) -> list[Figure]:
+    """Seconds of one calibration of the shipped model per entry of ``methods`` (default
+    :data:`METHODS`), on 32 shipped calibration images (8 when ``quick``)."""
+    from calib.data import load_calibration_images
+    from calib.models import DEFAULT_MODEL_NAME, build_model
+    from calib.pipeline import calibrate, make_config
+
+    torch.set_num_threads(1)
+    model = build_model(DEFAULT_MODEL_NAME)
+    images = load_calibration_images(8 if quick else 32, model=model)
     figures = []
-    for method, module_name in CALIBRATION_HOOKS.items():
-        name = f"{method} calibration (shipped model)"
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            reason = "does not exist yet" if error.name == module_name else f"failed to import ({error})"
-            figures.append(skipped(SECTION, f"calib.{module_name}", name, "s", f"{module_name} {reason}"))
-            continue
-        hook = getattr(module, HOOK, None)
-        if hook is None:
-            figures.append(
-                skipped(
-                    SECTION, f"calib.{module_name}", name, "s", f"{module_name} has no {HOOK}(quick) hook yet"
-                )
-            )
-            continue
+    for method, (key, settings) in (METHODS if methods is None else methods).items():
+        config = make_config(DEFAULT_MODEL_NAME, model, **settings, calib_images=len(images))
         started = time.perf_counter()
-        hook(quick)
+        calibrate(model, images, config)
         seconds = time.perf_counter() - started
-        figures.append(Figure(SECTION, f"calib.{module_name}", name, seconds, "s", {"quick": quick}))
+        details = {"quick": quick, "images": len(images), **settings}
+        figures.append(Figure(SECTION, key, f"{method} calibration (shipped model)", seconds, "s", details))
     return figures

@@ -1,31 +1,26 @@
-"""Golden-model throughput: BitLog2 elements per second, and the integer ViT forward once it exists.
+"""Golden-model throughput: BitLog2 elements per second and the integer ViT forward.
 
 BitLog2 is timed in both forms on the same tensor: the integer form the hardware computes
 (:func:`golden.bitlog2.quantize_int`) and the seed's reference form
 (:func:`golden.bitlog2.reference_quantize`), each the median of a few calls after a warm-up.
 
-The integer ViT forward is measured when ``golden.vit`` exists and provides the hook
-``bench_forward(images: int) -> None`` (one integer forward pass of the shipped model over
-``images`` images), timed as the median of three calls after an untimed one; until then it is
-listed as skipped with the reason.
+The integer ViT forward (:func:`golden.vit.forward`, mode ``integer``) runs the shipped model with
+its shipped parameters over ``images`` shipped evaluation images, timed as the median of three
+calls after an untimed one.
 """
 
 from __future__ import annotations
-
-import importlib
 
 import torch
 
 from golden.bitlog2 import float_to_xi, quantize_int, reference_quantize
 from golden.params import BitLog2Params
 
-from .figures import Figure, median_seconds, skipped
+from .figures import Figure, median_seconds
 
 __all__ = ["bitlog2_throughput", "vit_forward"]
 
 SECTION = "golden model"
-VIT_MODULE = "golden.vit"
-VIT_HOOK = "bench_forward"
 
 
 def bitlog2_throughput(scheme: str, elements: int, repeats: int = 3) -> list[Figure]:
@@ -61,19 +56,16 @@ def bitlog2_throughput(scheme: str, elements: int, repeats: int = 3) -> list[Fig
 
 
 def vit_forward(images: int) -> Figure:
-    """Images per second of the integer ViT forward, or skipped until ``golden.vit`` has the hook."""
-    name = "integer ViT forward (shipped model)"
-    try:
-        module = importlib.import_module(VIT_MODULE)
-    except ImportError as error:
-        reason = "does not exist yet" if error.name == VIT_MODULE else f"failed to import ({error})"
-        return skipped(SECTION, "golden.vit", name, "images/s", f"{VIT_MODULE} {reason}")
-    hook = getattr(module, VIT_HOOK, None)
-    if hook is None:
-        return skipped(
-            SECTION, "golden.vit", name, "images/s", f"{VIT_MODULE} has no {VIT_HOOK}(images) hook yet"
-        )
-    # One untimed call first: the hook loads the model, parameters and images on its first call.
-    seconds = median_seconds(lambda: hook(images), repeats=3)
+    """Images per second of the integer ViT forward of the shipped model."""
+    from calib.data import load_eval_set
+    from calib.paramfile import load_default_params
+    from golden.vit import forward
+
+    params = load_default_params()
+    pool = load_eval_set().images
+    batch = pool.repeat((images + len(pool) - 1) // len(pool), 1, 1, 1)[:images]
+    seconds = median_seconds(lambda: forward(params, batch, "integer"), repeats=3)
     details = {"images": images, "seconds": round(seconds, 3), "repeats": 3}
-    return Figure(SECTION, "golden.vit", name, images / seconds, "images/s", details)
+    return Figure(
+        SECTION, "golden.vit", "integer ViT forward (shipped model)", images / seconds, "images/s", details
+    )

@@ -99,7 +99,6 @@ __all__ = [
     "search_attention_value",
     "search_patch_embedding",
     "calibrate_fpcs",
-    "bench_calibrate",
 ]
 
 
@@ -435,20 +434,3 @@ def calibrate_fpcs(context: Any) -> Any:
 
 
 register_method("fpcs", calibrate_fpcs)
-
-
-def bench_calibrate(quick: bool) -> None:
-    """Benchmark hook of ``bench/calib_speed.py``: one ``--method fpcs`` calibration of the shipped
-    model (W4A4, AdaLog post-softmax and post-GELU, Q/K/V per head) on 32 images (8 if ``quick``).
-    The DeiT-Tiny figure is ``python -m bench.calib_fpcs``."""
-    from calib.data import load_calibration_images
-    from calib.models import DEFAULT_MODEL_NAME, build_model
-    from calib.pipeline import calibrate, make_config
-
-    model = build_model()
-    images = load_calibration_images(8 if quick else 32)
-    settings = {"wbits": 4, "abits": 4, "attn": "adalog", "gelu": "adalog", "method": "fpcs"}
-    config = make_config(
-        DEFAULT_MODEL_NAME, model, **settings, calib_images=len(images), qkv_granularity="head"
-    )
-    calibrate(model, images, config)

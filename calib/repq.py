@@ -317,16 +317,3 @@ def calibrate_repq(context: Any) -> QuantizedViTParams:
         calibrator.reparameterize(net)
     with stages.stage("assemble parameters"):
         return build_params(net, config, calibrator.activations, calibrator.weights)
-
-
-def bench_calibrate(quick: bool) -> None:
-    """Benchmark hook of ``bench/calib_speed.py``: one RepQ-ViT calibration of the shipped model at
-    the shipped default settings (W4A4, BitLog2 Half_17, uniform GELU) on 32 images (8 if ``quick``)."""
-    from calib.data import load_calibration_images
-    from calib.models import DEFAULT_MODEL_NAME, build_model
-    from calib.pipeline import DEFAULT_SETTINGS, calibrate, make_config
-
-    model = build_model()
-    images = load_calibration_images(8 if quick else DEFAULT_SETTINGS["calib_images"])
-    settings = {**DEFAULT_SETTINGS, "calib_images": len(images)}
-    calibrate(model, images, make_config(DEFAULT_MODEL_NAME, model, **settings))

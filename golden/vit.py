@@ -305,24 +305,3 @@ def forward(
         return torch.cat([integer_forward(params, chunk) for chunk in chunks])
     net, hooks = _float_model(params), ParamsHooks(params)
     return torch.cat([fakequant_forward(net, chunk, hooks) for chunk in chunks])
-
-
-_BENCH_STATE: dict[str, Any] = {}
-
-
-def bench_forward(images: int) -> None:
-    """Benchmark hook of ``bench/golden_speed.py``: one integer forward of the shipped model over
-    ``images`` shipped evaluation images (repeated if needed), with the shipped default parameters.
-
-    The model, parameters and images come from ``calib`` (which sits above ``golden``); they are
-    loaded on the first call only, so the timed calls measure the forward pass.
-    """
-    if "params" not in _BENCH_STATE:
-        from calib.data import load_eval_set
-        from calib.paramfile import load_default_params
-
-        _BENCH_STATE["params"] = load_default_params()
-        _BENCH_STATE["images"] = load_eval_set().images
-    pool = _BENCH_STATE["images"]
-    batch = pool.repeat((images + len(pool) - 1) // len(pool), 1, 1, 1)[:images]
-    forward(_BENCH_STATE["params"], batch, "integer")

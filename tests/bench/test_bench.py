@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 import pathlib
-import sys
-import types
 
 import numpy as np
 import pytest
 
 import bench.__main__ as bench_cli
-from bench import calib_speed, cpp_loop, golden_speed, sim_speed
+from bench import calib_speed, cpp_loop, sim_speed
 from bench.figures import Figure, format_value
 from hw.export import export_design
 from hw.registry import find_design
@@ -49,35 +47,23 @@ def test_formatting_keeps_small_values_readable():
     assert format_value(0.01234) == "0.0123"
 
 
-def test_missing_modules_and_hooks_are_skipped_with_a_reason(monkeypatch):
-    monkeypatch.setattr(golden_speed, "VIT_MODULE", "golden.no_such_module")
-    vit = golden_speed.vit_forward(images=1)
-    assert vit.value is None and vit.note == "golden.no_such_module does not exist yet"
-    monkeypatch.setattr(golden_speed, "VIT_MODULE", "golden.params")  # exists, has no hook
-    assert "has no bench_forward(images) hook" in golden_speed.vit_forward(images=1).note
-    hooks = {"absent": "calib.no_such_module", "hookless": "golden.params"}
-    monkeypatch.setattr(calib_speed, "CALIBRATION_HOOKS", hooks)
-    absent, hookless = calib_speed.hooked_methods(quick=True)
-    assert absent.value is None and "does not exist yet" in absent.note
-    assert hookless.value is None and "has no bench_calibrate(quick) hook" in hookless.note
-
-
-def test_an_existing_hook_is_timed(monkeypatch):
+def test_each_method_is_one_timed_calibration(monkeypatch):
     calls = []
-    fake = types.ModuleType("fake_calibration")
-    fake.bench_calibrate = calls.append
-    monkeypatch.setitem(sys.modules, "fake_calibration", fake)
-    monkeypatch.setattr(calib_speed, "CALIBRATION_HOOKS", {"Fake": "fake_calibration"})
-    (figure,) = calib_speed.hooked_methods(quick=True)
-    assert calls == [True] and figure.value is not None and figure.unit == "s"
+    import calib.pipeline
+
+    monkeypatch.setattr(calib.pipeline, "calibrate", lambda model, images, config: calls.append(config))
+    methods = {"Fake": ("calib.fake", {"wbits": 4, "abits": 4, "attn": "sqrt2_17", "gelu": "uniform", "method": "repq"})}
+    (figure,) = calib_speed.method_calibrations(quick=True, methods=methods)
+    assert len(calls) == 1 and calls[0].attn == "sqrt2_17" and calls[0].calib_images == 8
+    assert figure.key == "calib.fake" and figure.value is not None and figure.unit == "s"
 
 
 @pytest.fixture(scope="module")
 def quick_bench(tmp_path_factory) -> pathlib.Path:
     build = tmp_path_factory.mktemp("bench-build")
-    # Other sessions' calibration hooks are theirs to test; keep this run to the bench's own parts.
+    # Calibration is tested in tests/calib; keep this run to the bench's own parts.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(calib_speed, "CALIBRATION_HOOKS", {})
+        patch.setattr(calib_speed, "METHODS", {})
         assert bench_cli.main(["--quick", "--build", str(build)]) == 0
     return build
 
