@@ -7,7 +7,7 @@ Usage::
     python -m bench.calib_fpcs --speedup proj       # straightforward vs fast on one layer's searches
 
 Prints the wall time of every stage (per module kind: qkv, q @ k^T, A @ V, proj, fc1, fc2, ...), the
-number of candidate scores per tier, and writes ``build/reports/fpcs_time.json``. ``--speedup``
+number of candidate scores per tier, and writes ``build/reports/fpcs_time.json`` (``fpcs_speedup.json`` for ``--speedup``). ``--speedup``
 runs one layer's complete search (block 0's ``proj`` or ``qkv``... ) with both implementations in
 this run and states the ratio; the choices must be equal. Timings are measured once on a shared
 machine: read the ratios, not the third digit. Nothing here asserts a time.
@@ -25,10 +25,13 @@ from pathlib import Path
 
 import torch
 
+from golden.fileio import write_atomic
+
 __all__ = ["main"]
 
 MODEL = "deit_tiny_patch16_224"
 REPORT = Path("build/reports/fpcs_time.json")
+SPEEDUP_REPORT = Path("build/reports/fpcs_speedup.json")
 
 
 def _images(count: int, seed: int = 0) -> torch.Tensor:
@@ -159,10 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"total {total:.1f} s ({total / 60:.1f} min) for {run['blocks']} blocks")
         report = {"full": run}
     report["environment"] = environment
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    temporary = REPORT.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(report, indent=2, default=str))
-    os.replace(temporary, REPORT)
+    write_atomic(SPEEDUP_REPORT if args.speedup else REPORT, json.dumps(report, indent=2, default=str) + "\n")
     return 0
 
 
