@@ -7,10 +7,10 @@ Usage::
     python -m bench.calib_fpcs --speedup proj       # straightforward vs fast on one layer's searches
 
 Prints the wall time of every stage (per module kind: qkv, q @ k^T, A @ V, proj, fc1, fc2, ...), the
-number of candidate scores per tier, and writes ``build/reports/fpcs_time.json`` (``fpcs_speedup.json`` for ``--speedup``). ``--speedup``
+number of candidate scores per tier, and writes ``build/reports/fpcs_time.json``. ``--speedup``
 runs one layer's complete search (block 0's ``proj`` or ``qkv``... ) with both implementations in
-this run and states the ratio; the choices must be equal. Timings are measured once on a shared
-machine: read the ratios, not the third digit. Nothing here asserts a time.
+this run, states the ratio and writes ``fpcs_speedup.json``; the choices must be equal. Timings
+are measured once on a shared machine: read the ratios, not the third digit. Nothing here asserts a time.
 """
 
 from __future__ import annotations
