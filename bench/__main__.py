@@ -23,7 +23,8 @@ import time
 
 import torch
 
-from hw.export import export_design, write_atomic
+from golden.fileio import write_atomic
+from hw.export import export_design
 from hw.registry import find_design
 
 from . import calib_speed, golden_speed, sim_speed

@@ -27,7 +27,7 @@ from golden.fileio import write_atomic
 
 from .registry import Design, all_designs, find_design
 
-__all__ = ["describe_shape", "describe_payloads", "export_design", "write_atomic", "tool_versions"]
+__all__ = ["describe_shape", "describe_payloads", "export_design", "tool_versions"]
 
 
 def describe_shape(shape: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import json
 import math
 import pathlib
 
-from hw.export import write_atomic
+from golden.fileio import write_atomic
 
 __all__ = [
     "BASELINE_PATH",

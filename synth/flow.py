@@ -22,7 +22,8 @@ import pathlib
 import statistics
 import time
 
-from hw.export import export_design, write_atomic
+from golden.fileio import write_atomic
+from hw.export import export_design
 from hw.registry import Design
 
 from .harness import harness_verilog

@@ -7,10 +7,12 @@ counts.
 family in the registry), with each design's W4A4 top-1 accuracy from
 ``build/reports/accuracy.json`` when calibration has written it.
 
-Accuracy rows are matched to designs by name: a row belongs to a design when its ``attn`` or
-``gelu`` field (or an explicit ``design`` field) equals the design's name, e.g. ``bitlog2_half_17``.
+Accuracy rows (``calib.accuracy``: ``top1`` a fraction) are matched to designs through
+:data:`DESIGN_ACCURACY`, which names the calibrated configuration (post-softmax, post-GELU
+quantizer) each design implements in the model's datapath; the cell names that configuration.
 Only W4A4 rows count (``wbits == abits == 4``); the ``integer`` mode is preferred, then
-``fakequant``, then any. Without a matching row the cell is "—": no number is made up.
+``fakequant``, then any. A design that is not in the map, or has no matching row, gets "—": no
+number is made up.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ import json
 import pathlib
 from typing import Any
 
-from hw.export import write_atomic
+from golden.fileio import write_atomic
 
 __all__ = [
     "FAMILY_ORDER",
+    "DESIGN_ACCURACY",
     "load_accuracy",
     "accuracy_cell",
     "pnr_failure_label",
@@ -52,6 +55,28 @@ MODE_PREFERENCE: tuple[str, ...] = ("integer", "fakequant")
 MISSING = "—"
 
 
+#: design -> (attention quantizer, GELU quantizer) of the W4A4 model it implements. The
+#: attention designs are shown with uniform GELU, the post-GELU quantizer with BitLog2 Half_17
+#: attention (the shipped default); the MAC array stands for the plain-multiply A·V (uniform
+#: attention). ``thresholdq_u24_b4`` is the comparator on the model's 24-bit probability grid.
+DESIGN_ACCURACY: dict[str, tuple[str, str]] = {
+    "bitlog2_single_16": ("bitlog2_single_16", "uniform"),
+    "bitlog2_single_17": ("bitlog2_single_17", "uniform"),
+    "bitlog2_half_16": ("bitlog2_half_16", "uniform"),
+    "bitlog2_half_17": ("bitlog2_half_17", "uniform"),
+    "thresholdq_u24_b4": ("sqrt2_17", "uniform"),
+    "thresholdq_s16_b4": ("bitlog2_half_17", "adalog"),
+    "adalog_lut_b4": ("adalog", "uniform"),
+    "logdecode_bitlog2_half_17": ("bitlog2_half_17", "uniform"),
+    "logdecode_sqrt2_4b": ("sqrt2_17", "uniform"),
+    "shiftacc_bitlog2_half_17": ("bitlog2_half_17", "uniform"),
+    "shiftacc_sqrt2_4b": ("sqrt2_17", "uniform"),
+    "shiftacc_adalog_4b": ("adalog", "uniform"),
+    "mac_4x4_uint4": ("uniform", "uniform"),
+    "attention_core_bitlog2_half_17": ("bitlog2_half_17", "uniform"),
+}
+
+
 def load_accuracy(path: pathlib.Path) -> list[dict[str, Any]]:
     """The rows of ``accuracy.json`` (a list, or ``{"rows": [...]}``); ``[]`` when absent or unreadable."""
     try:
@@ -63,23 +88,25 @@ def load_accuracy(path: pathlib.Path) -> list[dict[str, Any]]:
 
 
 def accuracy_cell(design_name: str, rows: list[dict[str, Any]]) -> str:
-    """The W4A4 top-1 of ``design_name`` as ``"<top1> (<mode>)"``, or "—" (see the module docstring)."""
+    """The W4A4 top-1 (%) of the configuration ``design_name`` implements, as
+    ``"<top1> (<attn>/<gelu>, <mode>)"``, or "—" (see the module docstring)."""
+    if design_name not in DESIGN_ACCURACY:
+        return MISSING
+    attn, gelu = DESIGN_ACCURACY[design_name]
     matching = [
         row
         for row in rows
-        if design_name in (row.get("design"), row.get("attn"), row.get("gelu"))
+        if (row.get("attn"), row.get("gelu")) == (attn, gelu)
         and row.get("wbits") == 4
         and row.get("abits") == 4
         and isinstance(row.get("top1"), int | float)
     ]
-    if not matching:
-        return MISSING
     for mode in (*MODE_PREFERENCE, None):
         chosen = [row for row in matching if mode is None or row.get("mode") == mode]
         if chosen:
             row = chosen[0]
-            return f"{row['top1']:.2f} ({row.get('mode', 'mode?')})"
-    return MISSING  # pragma: no cover - the loop's last pass takes any row
+            return f"{100 * row['top1']:.1f} ({attn}/{gelu}, {row.get('mode', 'mode?')})"
+    return MISSING
 
 
 def pnr_failure_label(pnr_error: str) -> str:

@@ -52,7 +52,12 @@ def test_each_method_is_one_timed_calibration(monkeypatch):
     import calib.pipeline
 
     monkeypatch.setattr(calib.pipeline, "calibrate", lambda model, images, config: calls.append(config))
-    methods = {"Fake": ("calib.fake", {"wbits": 4, "abits": 4, "attn": "sqrt2_17", "gelu": "uniform", "method": "repq"})}
+    methods = {
+        "Fake": (
+            "calib.fake",
+            {"wbits": 4, "abits": 4, "attn": "sqrt2_17", "gelu": "uniform", "method": "repq"},
+        )
+    }
     (figure,) = calib_speed.method_calibrations(quick=True, methods=methods)
     assert len(calls) == 1 and calls[0].attn == "sqrt2_17" and calls[0].calib_images == 8
     assert figure.key == "calib.fake" and figure.value is not None and figure.unit == "s"

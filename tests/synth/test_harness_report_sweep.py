@@ -14,11 +14,19 @@ from amaranth.lib.wiring import In, Out
 
 import synth.__main__ as synth_cli
 from golden.params import ParamError
+from golden.quantmodel import ATTN_SCHEMES, GELU_SCHEMES
 from hw.export import export_design
-from hw.registry import Design, find_design
+from hw.registry import Design, all_designs, find_design
 from synth import sweep, tools
 from synth.harness import harness_verilog, module_header_ports, sidecar_ports
-from synth.report import accuracy_cell, comparison_table, design_table, load_accuracy, write_synth_report
+from synth.report import (
+    DESIGN_ACCURACY,
+    accuracy_cell,
+    comparison_table,
+    design_table,
+    load_accuracy,
+    write_synth_report,
+)
 
 
 def test_harness_wraps_the_block_between_registers(tmp_path):
@@ -77,7 +85,7 @@ def test_accuracy_is_joined_by_design_name_at_w4a4_and_never_invented():
             "wbits": 4,
             "abits": 4,
             "mode": "integer",
-            "top1": 70.5,
+            "top1": 0.705,
         },
         {
             "attn": "bitlog2_half_17",
@@ -85,16 +93,24 @@ def test_accuracy_is_joined_by_design_name_at_w4a4_and_never_invented():
             "wbits": 6,
             "abits": 6,
             "mode": "integer",
-            "top1": 75.0,
+            "top1": 0.75,
         },
     ]
-    assert accuracy_cell("bitlog2_half_17", rows) == "70.50 (integer)"
+    assert accuracy_cell("bitlog2_half_17", rows) == "70.5 (bitlog2_half_17/uniform, integer)"
+    assert accuracy_cell("shiftacc_bitlog2_half_17", rows) == "70.5 (bitlog2_half_17/uniform, integer)"
     assert accuracy_cell("bitlog2_half_16", rows) == "—"
+    assert accuracy_cell("requant_c1_l8_s4", rows) == "—"
     assert accuracy_cell("bitlog2_half_17", []) == "—"
     table = comparison_table(
         [result("bitlog2_half_17", "bitlog2"), result("bitlog2_single_16", "bitlog2")], rows
     )
-    assert "70.50 (integer)" in table and table.count("—") == 1
+    assert "70.5 (bitlog2_half_17/uniform, integer)" in table and table.count("—") == 1
+
+
+def test_every_accuracy_mapping_names_a_design_and_a_calibrated_configuration():
+    names = {design.name for design in all_designs()}
+    for design, (attn, gelu) in DESIGN_ACCURACY.items():
+        assert design in names and attn in ATTN_SCHEMES and gelu in GELU_SCHEMES, design
 
 
 def test_accuracy_file_absent_or_malformed_means_no_rows(tmp_path):
