@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from calib.fpcs import (
     FpcsConfig,
+    PostLayerNormChoice,
     SearchContext,
     UniformChoice,
     search_attention_value,
@@ -68,6 +69,22 @@ def _layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: 
 
 
 @torch.no_grad()
+def _post_layernorm(
+    h: torch.Tensor,
+    layer: FloatLinear,
+    ln_weight: torch.Tensor,
+    ln_bias: torch.Tensor,
+    wbits: int,
+    abits: int,
+    search: SearchContext,
+) -> PostLayerNormChoice:
+    """The post-LayerNorm search of ``layer`` (qkv or fc1) on its LayerNorm output ``h``."""
+    raw = F.linear(h, layer.weight, layer.bias)
+    return search_post_layernorm_linear(
+        h, raw, layer.weight, layer.bias, ln_weight, ln_bias, wbits, abits, search
+    )
+
+
 def calibrate_model(context: Any, fast: bool = True, config: FpcsConfig | None = None) -> QuantizedViTParams:
     """The ``fpcs`` method of :mod:`calib.pipeline`: a :class:`QuantizedViTParams` for
     ``context.net`` (reparameterized in place) calibrated on ``context.images``.
@@ -107,19 +124,8 @@ def calibrate_model(context: Any, fast: bool = True, config: FpcsConfig | None =
         prefix = f"blocks.{i}"
         # qkv: per-channel input search, LayerNorm reparameterization, Linear search.
         h = _layer_norm(x, block.norm1_weight, block.norm1_bias, s.ln_eps)
-        raw = F.linear(h, block.qkv.weight, block.qkv.bias)
         with stages.stage("fpcs qkv (post-LN)"):
-            choice = search_post_layernorm_linear(
-                h,
-                raw,
-                block.qkv.weight,
-                block.qkv.bias,
-                block.norm1_weight,
-                block.norm1_bias,
-                wbits,
-                abits,
-                search,
-            )
+            choice = _post_layernorm(h, block.qkv, block.norm1_weight, block.norm1_bias, wbits, abits, search)
         block.norm1_weight, block.norm1_bias = choice.reparam.ln_weight, choice.reparam.ln_bias
         block.qkv = FloatLinear(choice.reparam.weight, choice.reparam.bias)
         activations[f"{prefix}.attn.qkv"] = tensor_params(choice.linear.input, abits)
@@ -153,19 +159,8 @@ def calibrate_model(context: Any, fast: bool = True, config: FpcsConfig | None =
         bar.update(1)
 
         h = _layer_norm(x, block.norm2_weight, block.norm2_bias, s.ln_eps)
-        raw = F.linear(h, block.fc1.weight, block.fc1.bias)
         with stages.stage("fpcs fc1 (post-LN)"):
-            choice = search_post_layernorm_linear(
-                h,
-                raw,
-                block.fc1.weight,
-                block.fc1.bias,
-                block.norm2_weight,
-                block.norm2_bias,
-                wbits,
-                abits,
-                search,
-            )
+            choice = _post_layernorm(h, block.fc1, block.norm2_weight, block.norm2_bias, wbits, abits, search)
         block.norm2_weight, block.norm2_bias = choice.reparam.ln_weight, choice.reparam.ln_bias
         block.fc1 = FloatLinear(choice.reparam.weight, choice.reparam.bias)
         activations[f"{prefix}.mlp.fc1"] = tensor_params(choice.linear.input, abits)
