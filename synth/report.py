@@ -218,7 +218,8 @@ def _markdown_report(results: list[dict], meta: dict, accuracy_rows: list[dict[s
         "",
         "## Side by side, by block family",
         "",
-        f"W4A4 top-1 {accuracy_note}; rows match a design by name (see `synth/report.py`).",
+        f"W4A4 top-1 {accuracy_note}, of the (attention/GELU) configuration each design implements "
+        "(`DESIGN_ACCURACY` in `synth/report.py`).",
         "",
         comparison_table(results, accuracy_rows),
         "",
