@@ -56,6 +56,21 @@ def test_end_to_end_on_the_shipped_model(tmp_path, capsys):
     assert "top-1 on 40 images: fp32 " in printed and "integer " in printed
 
 
+def test_fpcs_method_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "fpcs"
+    arguments = ["--method", "fpcs", "--attn", "adalog", "--gelu", "adalog", "--qkv-granularity", "head"]
+    assert main([*arguments, "--calib-images", "2", "--out", str(out), "--no-progress"]) == 0
+    params = load_params(out)
+    assert (params.config.method, params.config.qkv_granularity, params.config.calib_images) == (
+        "fpcs",
+        "head",
+        2,
+    )
+    printed = capsys.readouterr().out
+    for stage in ("fpcs A @ V (AdaLog)", "fpcs fc2 (post-GELU AdaLog)", "write parameter file"):
+        assert f"  {stage}: " in printed
+
+
 def test_module_entry_point_reports_bad_bits_in_one_line(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "calib", "--wbits", "5", "--out", str(tmp_path / "x")],
