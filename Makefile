@@ -10,7 +10,7 @@
 #   make bench    speed figures of one run (simulators, golden model, calibration), build/reports/bench.md
 #   make clean    remove build/ (keeps the virtual environment; `make distclean` removes it too)
 # Options: VENV=dir (where the environment lives), WAVES=1 (dump FST waves), SEED=n, IMAGES=n,
-#          ATTN=scheme GELU=scheme ARRAY=RxC (make sim's model run).
+#          ATTN=scheme GELU=scheme ARRAY=RxC PARAMS=dir (make sim's model run).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -47,7 +47,7 @@ check-verilator: $(STAMP)
 	@$(PY) -m cosim.toolchain --check
 
 sim: check-verilator
-	$(WITH_VERILATOR) $(PY) -m cosim.sim $(if $(SEED),--seed $(SEED)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves) $(if $(ATTN),--attn $(ATTN)) $(if $(GELU),--gelu $(GELU)) $(if $(ARRAY),--array $(ARRAY))
+	$(WITH_VERILATOR) $(PY) -m cosim.sim $(if $(SEED),--seed $(SEED)) $(if $(IMAGES),--images $(IMAGES)) $(if $(filter 1,$(WAVES)),--waves) $(if $(ATTN),--attn $(ATTN)) $(if $(GELU),--gelu $(GELU)) $(if $(ARRAY),--array $(ARRAY)) $(if $(PARAMS),--params $(PARAMS))
 
 test: check-verilator
 	$(WITH_VERILATOR) $(PY) -m pytest -n 2 -W error::DeprecationWarning tests

@@ -2,7 +2,8 @@
 
 Steps (:func:`run_model`):
 
-1. the quantized model: the shipped parameters, or (``attn``/``gelu`` other than the shipped ones)
+1. the quantized model: the shipped parameters, a parameter file of the shipped model (``params``,
+   e.g. from ``python -m calib --method fpcs``), or (``attn``/``gelu`` other than the shipped ones)
    a RepQ-ViT calibration on the shipped calibration images, saved beside the reports;
 2. ``images`` real images from the shipped evaluation set, the golden integer forward with every
    operator captured (:func:`golden.vit.forward`);
@@ -50,6 +51,7 @@ class ModelOptions:
     images: int = 1
     attn: str | None = None
     gelu: str | None = None
+    params: pathlib.Path | None = None
     rows: int = 4
     cols: int = 4
     seed: int = 1
@@ -104,11 +106,41 @@ def parse_array(text: str) -> tuple[int, int]:
     return rows, cols
 
 
-def load_model(attn: str | None, gelu: str | None, out_dir: pathlib.Path, log: Callable[[str], None]):
-    """The shipped parameters, or a calibration for other schemes; returns ``(params, description)``."""
-    from calib.paramfile import DEFAULT_PARAMS_DIR, load_default_params, params_file_sha256, save_params
+def load_model(
+    attn: str | None,
+    gelu: str | None,
+    out_dir: pathlib.Path,
+    log: Callable[[str], None],
+    params_dir: pathlib.Path | None = None,
+):
+    """The shipped parameters, a parameter file (``params_dir``, for the shipped model), or a
+    calibration for other schemes; returns ``(params, description)``. Raises ``ValueError`` with
+    one line for an unreadable file or one made for another model."""
+    from calib.paramfile import (
+        DEFAULT_PARAMS_DIR,
+        load_default_params,
+        load_params,
+        params_file_sha256,
+        save_params,
+    )
 
     shipped = load_default_params()
+    if params_dir is not None:
+        if attn or gelu:
+            raise ValueError("--params and --attn/--gelu exclude each other: the file fixes the quantizers")
+        params = load_params(params_dir)
+        if params.config.model != shipped.config.model:
+            raise ValueError(
+                f"--params {params_dir}: made for {params.config.model!r}; the model run feeds the shipped "
+                f"{shipped.config.model!r} its shipped images, so it takes that model's parameter files"
+            )
+        log(f"model: parameter file {params_dir} ({params.config.attn}, gelu {params.config.gelu})")
+        return params, {
+            "source": "file",
+            "path": str(params_dir),
+            "sha256": params_file_sha256(params_dir),
+            "config": params.config.to_dict(),
+        }
     attn = attn or shipped.config.attn
     gelu = gelu or shipped.config.gelu
     if (attn, gelu) == (shipped.config.attn, shipped.config.gelu):
@@ -225,7 +257,7 @@ def run_model(options: ModelOptions, build: pathlib.Path, log: Callable[[str], N
     stages: dict[str, float] = {}
     started = time.perf_counter()
     out_dir = build / "model-sim"
-    params, model = load_model(options.attn, options.gelu, out_dir, log)
+    params, model = load_model(options.attn, options.gelu, out_dir, log, options.params)
     records, labels, logits = _capture(params, options.images)
     stages["model and golden capture"] = time.perf_counter() - started
 

@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--images", type=_positive, default=1, help="images for the model run (default 1)")
     parser.add_argument("--attn", choices=ATTN_SCHEMES, help="model run: post-softmax quantizer (calibrates)")
     parser.add_argument("--gelu", choices=GELU_SCHEMES, help="model run: post-GELU quantizer (calibrates)")
+    parser.add_argument(
+        "--params",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="model run: this parameter file of the shipped model (from python -m calib)",
+    )
     parser.add_argument("--array", default="4x4", help="model run: engines R x C, C a power of two (4x4)")
     parser.add_argument(
         "--ops", nargs="*", metavar="PREFIX", help="model run: only operators with these prefixes"
@@ -122,6 +128,7 @@ def run_model_sim(args: argparse.Namespace) -> int:
         images=args.images,
         attn=args.attn,
         gelu=args.gelu,
+        params=args.params,
         rows=rows,
         cols=cols,
         seed=args.seed,
@@ -132,7 +139,7 @@ def run_model_sim(args: argparse.Namespace) -> int:
     )
     try:
         run = run_model(options, args.build)
-    except ValueError as error:  # e.g. --corrupt naming no simulated operator
+    except ValueError as error:  # e.g. --corrupt naming no simulated operator, a bad --params file
         print(f"error: {error}", file=sys.stderr)
         return 2
     document = write_model_report(run, args.build / "reports", time.perf_counter() - started)

@@ -3,11 +3,13 @@ every head goes through the head core, the reports are written, and a wrong memo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
 import pytest
 
+from calib.paramfile import DEFAULT_PARAMS_DIR, load_default_params, save_params
 from cosim import sim
 
 pytestmark = pytest.mark.verilator
@@ -92,3 +94,31 @@ def test_bad_options_are_clear_errors(tmp_path, capsys):
     assert "no simulated operator" in capsys.readouterr().err
     assert sim.main(["--model", "--ops", "blocks.9", "--build", str(tmp_path)]) == 2
     assert "no simulated operator has such a prefix" in capsys.readouterr().err
+    missing = tmp_path / "no_such_params"
+    assert sim.main(["--model", "--params", str(missing), "--build", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and str(missing) in error[0]
+    shipped = str(DEFAULT_PARAMS_DIR)
+    assert sim.main(["--model", "--params", shipped, "--attn", "sqrt2_17", "--build", str(tmp_path)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+
+
+def test_a_parameter_file_of_another_model_is_refused(tmp_path, capsys):
+    params = load_default_params()
+    other = dataclasses.replace(
+        params, config=dataclasses.replace(params.config, model="deit_tiny_patch16_224")
+    )
+    save_params(other, tmp_path / "deit")
+    assert sim.main(["--model", "--params", str(tmp_path / "deit"), "--build", str(tmp_path)]) == 2
+    assert "made for 'deit_tiny_patch16_224'" in capsys.readouterr().err
+
+
+def test_a_parameter_file_runs_and_is_named_in_the_report(tmp_path):
+    params_dir = tmp_path / "params"
+    save_params(load_default_params(), params_dir)
+    status = sim.main(
+        ["--model", "--params", str(params_dir), "--ops", "blocks.0.attn.qk", "--build", str(tmp_path)]
+    )
+    document = report(tmp_path)
+    assert status == 0 and document["summary"]["mismatches"] == 0
+    assert document["model"]["source"] == "file" and document["model"]["path"] == str(params_dir)
