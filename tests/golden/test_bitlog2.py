@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from golden import bitlog2
 from golden.params import BITLOG2_SCHEMES, BitLog2Params, ParamError
@@ -139,3 +141,24 @@ def test_params_reject_bad_values_and_round_trip():
 def test_widths(scheme, width, max_k, k_width):
     params = BitLog2Params(scheme)
     assert (params.input_width, params.max_k, params.k_width) == (width, max_k, k_width)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(min_value=0.0, max_value=1.0, allow_nan=False, width=32), min_size=1, max_size=50),
+    st.sampled_from(SCHEMES),
+    st.floats(min_value=0.0, max_value=1.0),
+)
+def test_monotone_and_in_range(values, scheme, delta_fraction):
+    m = BitLog2Params(scheme).m
+    delta = 1 + int(delta_fraction * (m - 2))  # delta ranges over 1 .. M - 1
+    params = BitLog2Params(scheme, delta=delta)
+    x = torch.tensor(sorted(values), dtype=torch.float32)
+    xi = bitlog2.float_to_xi(x, params)
+    level = bitlog2.code_to_level(bitlog2.quantize_int(xi, params))
+    reference_level, x_hat = bitlog2.reference_quantize(x, params)
+    assert torch.equal(level, reference_level)
+    assert bool((level[1:] >= level[:-1]).all()) and bool((x_hat[1:] >= x_hat[:-1]).all())
+    # A leading-one code keeps the top one or two bits of xi: 0 only for xi = 0, never above xi.
+    assert bool(((level == 0) == (xi == 0)).all()) and bool((level <= xi).all())
+    assert float(x_hat.min()) >= 0.0 and float(x_hat.max()) <= (params.m - 1) / delta
