@@ -54,7 +54,13 @@ def plots(document: dict[str, Any]) -> dict[str, str]:
     pyplot.close(figure)
 
     engines = [(row["op"], row["utilization"]) for row in rows if row["utilization"] is not None]
-    engines += [(f"{row['op']} ({name})", value) for row in rows for name, value in row["engines"].items()]
+    # A circuit that failed to build or run has no cycles, hence no utilization: its error is in the table.
+    engines += [
+        (f"{row['op']} ({name})", value)
+        for row in rows
+        for name, value in row["engines"].items()
+        if value is not None
+    ]
     figure, axes = pyplot.subplots(figsize=(max(8.0, 0.25 * len(engines)), 4))
     axes.bar(range(len(engines)), [100 * value for _, value in engines], color="tab:green")
     axes.set_ylim(0, 100)

@@ -5,7 +5,7 @@ exercised in RTL (the softmax stays in the golden model at this stage)::
 
     qk ─► ZeroPointBroadcast(za, zb) ─► MacArray (R x C) ─► Requantizer (C lanes) ─► scores
                                                                    (softmax outside: testbench)
-    probs ─► quantizer [─► AdaLogLut] ─► CodeGather (R codes + V row) ─► ZeroPointBroadcast(zv)
+    probs ─► L quantizers [─► L AdaLogLuts] ─► CodeGather (R codes + V row) ─► ZeroPointBroadcast(zv)
           ─► ShiftAccumulate (R x head_dim) ─► Requantizer (head_dim lanes) ─► o
     cfg ─► ConfigSplitter ─► every block's run-time parameters
 
@@ -13,8 +13,9 @@ exercised in RTL (the softmax stays in the golden model at this stage)::
   ``C`` K codes (keys ``j0 .. j0+C-1``), ``last`` on the tile's ``head_dim``-th step, tiles in the
   order of :func:`cosim.checks.mac_array.tile_matmul`; the zero points come from ``cfg``.
 * ``scores``: the signed score codes of each tile row (``C`` keys), the softmax's input.
-* ``probs``: the probabilities on the quantizer's input grid, one per transfer, ``R`` rows of one
-  key after the other (row block, key ``j``, row ``r``), in step with ``v``.
+* ``probs``: the probabilities on the quantizer's input grid, ``L`` per transfer (``L`` lanes of
+  quantizers, :attr:`AttentionCoreParams.lanes`), the ``R`` rows of one key after the other (row
+  block, key ``j``, row ``r``), in step with ``v``.
 * ``v``: V's row ``j`` (``head_dim`` codes) and ``last`` on the final key of a row block.
 * ``o``: the proj-input codes of each output row (``head_dim`` values).
 
@@ -58,7 +59,7 @@ from .mac_array import MacArray, mac_step_layout
 from .pipeline import reject
 from .requant import Requantizer
 from .shift_acc import ShiftAccumulate, shift_acc_step_layout
-from .stream_adapters import CodeGather, ConfigSplitter, ZeroPointBroadcast, without_fields
+from .stream_adapters import CodeGather, ConfigSplitter, Lanes, ZeroPointBroadcast, without_fields
 from .threshold_quant import ThresholdQuantizer
 
 __all__ = ["AttentionCoreParams", "AttentionCore", "REQUANT_LATENCY"]
@@ -111,6 +112,9 @@ class AttentionCoreParams:
         The A·V accumulator (family matching ``probs``).
     out_bits, out_signed :
         The proj-input code format after the A·V requantization.
+    lanes : int or None
+        ``L`` log quantizers side by side (``R`` divisible by ``L``); ``None``: ``R``, so the A·V
+        engine gets a whole step per cycle. ``L = 1`` is the smallest circuit, one code per cycle.
     """
 
     head_dim: int = 16
@@ -129,6 +133,7 @@ class AttentionCoreParams:
     )
     out_bits: int = 4
     out_signed: bool = False
+    lanes: int | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -150,6 +155,11 @@ class AttentionCoreParams:
         _check(
             not isinstance(self.probs, AdaLogParams) or not self.probs.input_signed,
             "attention core probs take unsigned probabilities, not a signed AdaLog grid",
+        )
+        _check(
+            self.lanes is None
+            or (isinstance(self.lanes, int) and self.lanes >= 1 and self.rows % self.lanes == 0),
+            f"attention core lanes must divide rows = {self.rows!r}, not {self.lanes!r}",
         )
         # Building the parts checks rows, widths, the family of log_av and the requant widths.
         self.mac, self.shift_acc, self.score_requant, self.av_requant  # noqa: B018
@@ -197,6 +207,11 @@ class AttentionCoreParams:
         return ThresholdQuantizer.structure_of(self.probs)[1]
 
     @property
+    def quantizer_lanes(self) -> int:
+        """``L``: :attr:`lanes`, or ``R`` when it is ``None``."""
+        return self.rows if self.lanes is None else self.lanes
+
+    @property
     def quantizer_latency(self) -> int:
         """Probability in to code out: BitLog2 1, comparator bank 2, plus 1 for the AdaLog LUT."""
         if isinstance(self.probs, BitLog2Params):
@@ -210,13 +225,17 @@ class AttentionCoreParams:
         return self.mac.cycles(n, self.head_dim, n) + REQUANT_LATENCY
 
     def av_cycles(self, tokens: int | None = None) -> int:
-        """Cycles of the A·V chain for one head, limited by the one-code-per-cycle quantizer: the
-        last group's code enters at ``ceil(N/R) * N * R - 1``; then the quantizer, the gather,
-        the engine's latency, its ``R`` rows and the requantizer follow."""
+        """Cycles of the A·V chain for one head. The probabilities of a row block take
+        ``N * R / L`` transfers, and the engine needs at least ``R`` cycles per row block to drain
+        its rows, so row blocks follow each other every ``max(N * R / L, R)`` cycles; after the last
+        one's final transfer come the quantizer, the gather, the engine's latency, its ``R`` rows
+        and the requantizer."""
         n = self.tokens if tokens is None else tokens
-        codes = math.ceil(n / self.rows) * n * self.rows
+        transfers = n * self.rows // self.quantizer_lanes
+        blocks = math.ceil(n / self.rows)
         return (
-            codes
+            (blocks - 1) * max(transfers, self.rows)
+            + transfers
             + self.quantizer_latency
             + _GATHER_LATENCY
             + SHIFT_ACC_LATENCY
@@ -232,6 +251,7 @@ class AttentionCoreParams:
     def to_dict(self) -> dict[str, Any]:
         fields = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         fields["probs"], fields["log_av"] = self.probs.to_dict(), self.log_av.to_dict()
+        fields["lanes"] = self.quantizer_lanes
         return {"kind": type(self).__name__, **fields}
 
 
@@ -260,8 +280,8 @@ class AttentionCore(wiring.Component):
         Q·Kᵀ k-steps without zero points (see the module docstring).
     scores : Out(stream.Signature(ArrayLayout(signed(score_bits), C)))
         Score codes, one tile row per transfer: tiles by (row block, key block), R rows each.
-    probs : In(stream.Signature(probs_shape))
-        One probability grid value per transfer (BitLog2 ``floor(x*M)``, else the unsigned grid).
+    probs : In(stream.Signature(ArrayLayout(probs_shape, L)))
+        ``L`` probability grid values per transfer (BitLog2 ``floor(x*M)``, else the unsigned grid).
     v : In(stream.Signature({v: ArrayLayout(v shape, head_dim), last}))
         One V row per ``R`` probabilities.
     o : Out(stream.Signature(ArrayLayout(out shape, head_dim)))
@@ -269,9 +289,9 @@ class AttentionCore(wiring.Component):
 
     Timing: the Q·Kᵀ chain has the MAC array's throughput (a tile per ``max(head_dim, R)``
     cycles) and latency :attr:`qk_latency` = 7 from a tile's last k-step to its first score
-    row; the A·V chain takes one probability per cycle (a shift-accumulate step per ``R``
-    cycles, the quantizer being one code wide) with latency :attr:`av_latency` from a row
-    block's last probability to its first output row. :meth:`AttentionCoreParams.cycles` gives
+    row; the A·V chain takes ``L`` probabilities per cycle (a shift-accumulate step per ``R / L``
+    cycles: with the default ``L = R`` one step per cycle) with latency :attr:`av_latency` from a
+    row block's last probabilities to its first output row. :meth:`AttentionCoreParams.cycles` gives
     a whole head.
     """
 
@@ -294,7 +314,7 @@ class AttentionCore(wiring.Component):
                 "cfg": In(stream.Signature(self._splitter.layout)),
                 "qk": In(stream.Signature(qk_steps)),
                 "scores": Out(stream.Signature(data.ArrayLayout(signed(p.score_bits), p.cols))),
-                "probs": In(stream.Signature(p.probs_shape)),
+                "probs": In(stream.Signature(data.ArrayLayout(p.probs_shape, p.quantizer_lanes))),
                 "v": In(stream.Signature(row)),
                 "o": Out(stream.Signature(data.ArrayLayout(out_shape, p.head_dim))),
             }
@@ -406,21 +426,23 @@ class AttentionCore(wiring.Component):
             self.scores.payload.eq(scores.o.payload.code),
         ]
 
-        # A·V chain.
+        # A·V chain: L quantizers (and AdaLog LUTs) side by side, R / L transfers per engine step.
+        lanes = p.quantizer_lanes
         if isinstance(p.probs, BitLog2Params):
-            m.submodules.quantizer = quantizer = BitLog2Quantizer(p.probs)
+            m.submodules.quantizer = quantizer = Lanes(lambda: BitLog2Quantizer(p.probs), lanes)
         else:
-            m.submodules.quantizer = quantizer = ThresholdQuantizer(p.probs)
+            m.submodules.quantizer = quantizer = Lanes(lambda: ThresholdQuantizer(p.probs), lanes)
             wiring.connect(m, split.quantizer, quantizer.cfg)
         wiring.connect(m, wiring.flipped(self.probs), quantizer.i)
         codes = quantizer.o
         if isinstance(p.probs, AdaLogParams):
-            m.submodules.lut = lut = AdaLogLut(p.probs)
+            m.submodules.lut = lut = Lanes(lambda: AdaLogLut(p.probs), lanes)
             wiring.connect(m, split.lut, lut.cfg)
             wiring.connect(m, codes, lut.i)
             codes = lut.o
+        code = code_shape(p.shift_acc.code)
         m.submodules.gather = gather = CodeGather(
-            code_shape(p.shift_acc.code), p.rows, self.v.payload.shape()
+            data.ArrayLayout(code, lanes), p.rows // lanes, self.v.payload.shape()
         )
         m.submodules.v_zero_point = v_zero = ZeroPointBroadcast(shift_acc_step_layout(p.shift_acc), ["zv"])
         m.submodules.av_engine = engine = ShiftAccumulate(p.shift_acc)
@@ -428,7 +450,15 @@ class AttentionCore(wiring.Component):
         wiring.connect(m, codes, gather.i)
         wiring.connect(m, wiring.flipped(self.v), gather.row)
         wiring.connect(m, split.v_zero_point, v_zero.cfg)
-        wiring.connect(m, gather.o, v_zero.i)
+        # The gathered (R / L) x L codes are the step's R codes, row r = group * L + lane.
+        m.d.comb += [
+            v_zero.i.valid.eq(gather.o.valid),
+            gather.o.ready.eq(v_zero.i.ready),
+            v_zero.i.payload.codes.eq(gather.o.payload.codes.as_value()),
+        ]
+        m.d.comb += [
+            v_zero.i.payload[name].eq(gather.o.payload[name]) for name in self.v.payload.shape().members
+        ]
         wiring.connect(m, v_zero.o, engine.i)
         wiring.connect(m, split.av_requant, out.cfg)
         self._rows_into_requant(m, engine.o, out.i)

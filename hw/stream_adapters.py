@@ -5,6 +5,8 @@
 * :class:`CodeGather` collects ``rows`` consecutive codes of a one-code-per-cycle quantizer into
   one engine step, joined with the matching row of a second stream (a V row and its ``last``).
 * :class:`ConfigSplitter` shares one ``cfg`` stream between the blocks of a composed unit.
+* :class:`Lanes` runs several copies of a one-value block side by side (e.g. one log quantizer per
+  engine row), their ``cfg`` loaded together.
 
 Stream rules: see :mod:`hw.pipeline` (transfer on valid & ready; producers hold payload until the
 transfer; valid never depends on ready; consumers may look at valid first).
@@ -12,7 +14,7 @@ transfer; valid never depends on ready; consumers may look at valid first).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from amaranth import Module, Signal, unsigned
 from amaranth.hdl import ShapeLike
@@ -22,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from .config import ConfigField, ConfigMap
 from .pipeline import reject
 
-__all__ = ["ZeroPointBroadcast", "CodeGather", "ConfigSplitter", "gather_layout", "without_fields"]
+__all__ = ["ZeroPointBroadcast", "CodeGather", "ConfigSplitter", "Lanes", "gather_layout", "without_fields"]
 
 
 def without_fields(layout: data.StructLayout, fields: Iterable[str]) -> data.StructLayout:
@@ -195,7 +197,8 @@ class CodeGather(wiring.Component):
         element = self._code_shape
         # The first rows - 1 codes of the group being filled; the last one completes it directly.
         filling = [Signal(element, name=f"filling{n}", reset_less=True) for n in range(rows - 1)]
-        count = Signal(range(rows), name="filled")
+        # At least one bit: a zero-width signal becomes an ascending [-1:0] range in Verilog.
+        count = Signal(range(max(rows, 2)), name="filled")
         held = Signal(data.ArrayLayout(element, rows), reset_less=True)
         held_valid = Signal()
 
@@ -312,4 +315,86 @@ class ConfigSplitter(wiring.Component):
             ]
             with m.If(chosen):
                 m.d.comb += self.i.ready.eq(port.ready)
+        return m
+
+
+class Lanes(wiring.Component):
+    """``lanes`` copies of a one-value stream block side by side, in lockstep.
+
+    Every copy sees the same ``valid``, ``ready`` and ``cfg`` words; only the payloads differ. The
+    copies therefore stay in step when their handshakes do not depend on the payload, which holds
+    for every :mod:`hw.pipeline` block (a stall-everything pipeline's ``ready`` and ``valid`` follow
+    the valid bits and the output's ``ready`` alone); the constructor checks that each copy has
+    ``i``, ``o`` and (optionally) ``cfg`` ports and nothing else.
+
+    Parameters
+    ----------
+    build : callable
+        Makes one copy (a ``wiring.Component`` with stream ports ``i`` and ``o``, optionally an
+        always-ready ``cfg`` stream such as :class:`hw.threshold_quant.ThresholdQuantizer`'s).
+    lanes : int
+        Copies, 1..64.
+
+    Members
+    -------
+    i : In(stream.Signature(ArrayLayout(<copy's i payload>, lanes)))
+        Value ``n`` goes to copy ``n``.
+    o : Out(stream.Signature(ArrayLayout(<copy's o payload>, lanes)))
+        Copy ``n``'s output in element ``n``.
+    cfg : In(<copy's cfg signature>), when the copies have one
+        Broadcast to every copy.
+
+    Latency and throughput are the copy's (:attr:`latency`).
+
+    Raises
+    ------
+    ValueError
+        If ``lanes`` is not an integer in 1..64 or a copy has other ports.
+    """
+
+    def __init__(self, build: Callable[[], wiring.Component], lanes: int):
+        if not _positive(lanes) or lanes > 64:
+            reject(self, ValueError(f"Lanes lanes must be an integer in 1..64, not {lanes!r}"))
+        # A prototype gives the ports and the latency; the copies are made when elaborated.
+        self._build, self._lanes = build, lanes
+        self._prototype = build()
+        self._prototype._MustUse__silence = True
+        members = dict(self._prototype.signature.members)
+        if set(members) - {"cfg"} != {"i", "o"}:
+            reject(self, ValueError(f"Lanes needs blocks with ports i, o (and cfg), not {sorted(members)}"))
+        i_shape, o_shape = (members[port].signature.members["payload"].shape for port in ("i", "o"))
+        signature = {
+            "i": In(stream.Signature(data.ArrayLayout(i_shape, lanes))),
+            "o": Out(stream.Signature(data.ArrayLayout(o_shape, lanes))),
+        }
+        if "cfg" in members:
+            signature["cfg"] = members["cfg"]
+        super().__init__(signature)
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def latency(self) -> int:
+        """The copy's latency."""
+        return self._prototype.latency
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        copies = [self._build() for _ in range(self._lanes)]
+        first = copies[0]
+        for n, copy in enumerate(copies):
+            m.submodules[f"lane{n}"] = copy
+            m.d.comb += [
+                copy.i.valid.eq(self.i.valid),
+                copy.i.payload.eq(self.i.payload[n]),
+                copy.o.ready.eq(self.o.ready),
+                self.o.payload[n].eq(copy.o.payload),
+            ]
+            if "cfg" in self.signature.members:
+                m.d.comb += [copy.cfg.valid.eq(self.cfg.valid), copy.cfg.payload.eq(self.cfg.payload)]
+        m.d.comb += [self.i.ready.eq(first.i.ready), self.o.valid.eq(first.o.valid)]
+        if "cfg" in self.signature.members:
+            m.d.comb += self.cfg.ready.eq(first.cfg.ready)
         return m

@@ -115,7 +115,10 @@ def head_streams(head: HeadOperands, golden: HeadGolden, params: AttentionCorePa
         "last": last_flags(row_blocks * key_blocks, params.head_dim),
     }
     # Row block, key j, row r: the R probabilities of key j leave the quantizer before V's row j.
-    probs = golden.padded_xi.reshape(row_blocks, rows, n).transpose(0, 2, 1).reshape(-1)
+    # L lanes per transfer: rows g*L .. g*L + L - 1 of key j.
+    probs = (
+        golden.padded_xi.reshape(row_blocks, rows, n).transpose(0, 2, 1).reshape(-1, params.quantizer_lanes)
+    )
     v_rows = {
         "v": np.tile(v, (row_blocks, 1)),
         "last": np.tile(np.arange(n) == n - 1, row_blocks).astype(np.int64),

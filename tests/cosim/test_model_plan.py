@@ -271,3 +271,17 @@ def test_cycle_counts_off_the_formula_fail_the_run(plan):
     document = build_document(run, wall_seconds=1.0)
     assert document["summary"]["verdict"] == "fail" and document["summary"]["first_diverging"] is None
     assert document["summary"]["cycle_formula_failures"] == [run.results[0].run.op]
+
+
+def test_a_circuit_that_failed_to_build_is_reported_not_plotted(plan):
+    run = _fake_run(plan, None)
+    for index, result in enumerate(run.results):
+        if result.run.kind == "head_core":
+            run.results[index] = dataclasses.replace(
+                result, vectors=0, cycles=0, error="Verilator build failed"
+            )
+    document = build_document(run, wall_seconds=1.0)
+    core = next(row for row in document["operators"] if row["kind"] == "head_core")
+    assert core["status"] == "FAIL" and core["errors"] and set(core["engines"].values()) == {None}
+    assert document["summary"]["first_diverging"]["op"] == core["op"]
+    assert html_page(document).count("data:image/png;base64,") == 3

@@ -64,16 +64,33 @@ def test_comparator_bank_families(params):
     assert_all_passed(run(params, plan))
 
 
-@pytest.mark.parametrize("rows, cols", [(1, 1), (2, 8), (5, 2)])
-def test_cycles_equal_the_formula(rows, cols):
-    """A Q·Kᵀ-bound head (R = 1) and A·V-bound ones (R = 2 and 5: one probability per cycle) alike."""
-    params = AttentionCoreParams(head_dim=4, tokens=7, rows=rows, cols=cols)
+@pytest.mark.parametrize(
+    "rows, cols, lanes, tokens",
+    [
+        (1, 1, None, 7),  # Q·Kᵀ-bound
+        (2, 8, 1, 7),  # A·V-bound: one probability per cycle
+        (5, 2, 1, 7),
+        (2, 8, None, 7),  # R quantizers: a step per cycle
+        (5, 2, None, 7),
+        (4, 2, 2, 7),
+        (4, 64, None, 7),  # A·V-bound even with R quantizers
+        (4, 64, None, 2),  # fewer tokens than rows: the engine's drain sets the pace
+    ],
+)
+def test_cycles_equal_the_formula(rows, cols, lanes, tokens):
+    params = AttentionCoreParams(head_dim=4, tokens=tokens, rows=rows, cols=cols, lanes=lanes)
     head = random_head(np.random.default_rng(rows * 10 + cols), params, params.tokens)
     image = head_config(inspected_core(params), head)
     job = head_job("timed", params, head, seed=1, timed=True, image=image)
     assert job.expected_cycles == len(image) + max(params.qk_cycles(), params.av_cycles())
     scores, out = run(params, [job])
     assert scores.passed and out.passed, (scores.cycles, scores.expected_cycles)
+
+
+def test_quantizer_lanes_speed_up_the_av_chain():
+    one, four = (AttentionCoreParams(rows=4, cols=16, lanes=lanes) for lanes in (1, None))
+    assert four.quantizer_lanes == 4 and four.to_dict()["lanes"] == 4
+    assert four.av_cycles() < one.av_cycles() and four.cycles() < one.cycles()
 
 
 def test_a_wrong_requant_multiplier_in_the_memory_image_is_caught():
@@ -118,6 +135,8 @@ def test_rejections():
         AttentionCoreParams(probs=LogAVParams.default("bitlog2"))
     with pytest.raises(ParamError, match="does not match"):
         AttentionCoreParams(probs=BitLog2Params("half_17"), log_av=LogAVParams.default("sqrt2"))
+    with pytest.raises(ParamError, match="lanes must divide rows = 4, not 3"):
+        AttentionCoreParams(rows=4, lanes=3)
     with pytest.raises(TypeError, match="AttentionCore needs AttentionCoreParams"):
         AttentionCore(BitLog2Params("half_17"))
     with pytest.raises(ValueError, match="needs matching probs"):

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from amaranth import unsigned
 from amaranth.lib import data
 from streamutil import assert_all_passed
 
 from cosim.jobs import InStream, Job, OutStream, config_stream, run_amaranth
-from golden.params import BitLog2Params, LogAVParams, MacArrayParams, ShiftAccParams
+from golden import sqrt2
+from golden.params import BitLog2Params, LogAVParams, MacArrayParams, ShiftAccParams, Sqrt2Params
 from hw.bitlog2 import bitlog2_code_layout
 from hw.config import ConfigField, ConfigMap
 from hw.mac_array import mac_step_layout
 from hw.shift_acc import shift_acc_step_layout
-from hw.stream_adapters import CodeGather, ConfigSplitter, ZeroPointBroadcast, gather_layout
+from hw.stream_adapters import CodeGather, ConfigSplitter, Lanes, ZeroPointBroadcast, gather_layout
+from hw.threshold_quant import ThresholdQuantizer
 
 THROTTLES = [(0.0, 0.0), (0.4, 0.0), (0.0, 0.5), (0.3, 0.3)]
 
@@ -175,3 +178,31 @@ def test_config_splitter_rejections():
     splitter._MustUse__silence = True  # built to compute images only
     with pytest.raises(ValueError, match=r"config regions are \['only'\], not \['other'\]"):
         splitter.image({"other": []})
+
+
+@pytest.mark.parametrize(("idle", "stall"), THROTTLES)
+def test_lanes_of_comparator_banks_share_their_thresholds(idle, stall):
+    params = Sqrt2Params("sqrt2_17", bits=4, delta=0.5)
+    lanes = Lanes(lambda: ThresholdQuantizer(params), 3)
+    rng = np.random.default_rng(31)
+    xi = rng.integers(0, 1 << 16, (60, 3)) >> rng.integers(0, 16, (60, 3))  # every code range
+    expected = sqrt2.quantize_int(torch.from_numpy(xi), params).numpy()
+    job = Job(
+        "lanes",
+        [
+            config_stream(ThresholdQuantizer.config_image(params), idle_probability=idle),
+            InStream("i", xi, idle_probability=idle),
+        ],
+        [OutStream("o", expected, stall_probability=stall)],
+        seed=7,
+    )
+    checks = run(lanes, [job])
+    assert_all_passed(checks)
+    assert lanes.lanes == 3 and lanes.latency == 2  # the comparator bank's
+
+
+def test_lanes_rejections():
+    with pytest.raises(ValueError, match="lanes must be an integer in 1..64, not 0"):
+        Lanes(lambda: ThresholdQuantizer(Sqrt2Params()), 0)
+    with pytest.raises(ValueError, match=r"ports i, o \(and cfg\), not \['i', 'o', 'row'\]"):
+        Lanes(lambda: CodeGather(unsigned(3), 2, row_layout(2)), 2)
