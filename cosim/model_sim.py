@@ -39,7 +39,15 @@ from .model_hw import ModelHardware
 from .model_plan import ModelPlan, OpRun, plan_model, words_per_port
 from .runner import SimulationError
 
-__all__ = ["ModelOptions", "RunResult", "ModelRun", "load_model", "run_model", "parse_array"]
+__all__ = [
+    "ModelOptions",
+    "RunResult",
+    "ModelRun",
+    "load_model",
+    "capture_records",
+    "run_model",
+    "parse_array",
+]
 
 
 @dataclasses.dataclass
@@ -186,7 +194,9 @@ def load_model(
     }
 
 
-def _capture(params: QuantizedViTParams, count: int) -> tuple[dict, list[int], torch.Tensor]:
+def capture_records(params: QuantizedViTParams, count: int) -> tuple[dict, list[int], torch.Tensor]:
+    """The golden integer forward of the first ``count`` shipped evaluation images with every operator
+    captured: ``(records, labels, logits)``."""
     from calib.data import load_eval_set
 
     evaluation = load_eval_set(limit=count)
@@ -258,7 +268,7 @@ def run_model(options: ModelOptions, build: pathlib.Path, log: Callable[[str], N
     started = time.perf_counter()
     out_dir = build / "model-sim"
     params, model = load_model(options.attn, options.gelu, out_dir, log, options.params)
-    records, labels, logits = _capture(params, options.images)
+    records, labels, logits = capture_records(params, options.images)
     stages["model and golden capture"] = time.perf_counter() - started
 
     mark = time.perf_counter()

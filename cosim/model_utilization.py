@@ -177,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--simulate", action="store_true", help="check every cycle count on Verilator")
     parser.add_argument("--build", type=pathlib.Path, default=pathlib.Path("build"), help="build folder")
     args = parser.parse_args(argv)
-    from .model_sim import _capture, load_model, parse_array
+    from .model_sim import capture_records, load_model, parse_array
 
     try:
         for size in args.sizes:
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     params, _ = load_model(None, None, args.build / "model-sim", print)
-    records, _, _ = _capture(params, 1)
+    records, _, _ = capture_records(params, 1)
     simulate = _simulator(args.build, print) if args.simulate else None
     sizes = [_size_entry(params, records, size, simulate) for size in args.sizes]
     document = {"model": params.config.model, "simulated": args.simulate, "sizes": sizes}
