@@ -1,10 +1,11 @@
-"""FPCS wall time on DeiT-Tiny (random weights, seed 0) with 32 random images, on one thread.
+"""FPCS wall time on DeiT-Tiny (random weights, seed 0) with 32 random images, on one thread by default.
 
 Usage::
 
     python -m bench.calib_fpcs                      # the full model: per-stage and total wall time
     python -m bench.calib_fpcs --blocks 1           # only the first block (a quick look)
     python -m bench.calib_fpcs --speedup proj       # straightforward vs fast on one layer's searches
+    python -m bench.calib_fpcs --threads 2          # two torch threads (an otherwise idle machine)
 
 Prints the wall time of every stage (per module kind: qkv, q @ k^T, A @ V, proj, fc1, fc2, ...), the
 number of candidate scores per tier, and writes ``build/reports/fpcs_time.json``. ``--speedup``
@@ -134,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=32, help="calibration images (default 32)")
     parser.add_argument("--bits", type=int, default=4, help="weight and activation bits (default 4)")
     parser.add_argument("--speedup", choices=("proj", "qkv"), help="time one layer with both implementations")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    if args.threads < 1:
+        parser.error(f"--threads must be at least 1, not {args.threads}")
+    torch.set_num_threads(args.threads)
     environment = {
         "torch_threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
