@@ -279,35 +279,38 @@ class GeluQuantizerProblem(Problem):
                 return None
         return planes
 
-    def _gather_runs(self, values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        """``values[code]`` of every element (flattened, element order) for the runs ``starts``.
-
-        Gathered per bucket of ``2**_BUCKET_BITS`` consecutive sorted positions from a small table
-        (the code of each bucket's first position): a cache-resident gather instead of one through
-        the whole sorted order. The few buckets a run boundary cuts are then set element by element.
-        """
+    def _run_index(self, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Where :meth:`_gather_runs` reads the codes of the runs ``starts``: the code of each bucket
+        of ``2**_BUCKET_BITS`` consecutive sorted positions (that of its first position), and the
+        elements of the few buckets a run boundary cuts with their own codes."""
         flipped, n_codes = starts.flip(0).contiguous(), 2**self.bits
         bucket_codes = n_codes - torch.searchsorted(flipped, self.bucket_starts, right=True)
-        out = torch.index_select(values[bucket_codes], 0, self.bucket)
         inside = starts[(starts % (1 << _BUCKET_BITS) != 0) & (starts < self.size)]
         cut = torch.unique(inside >> _BUCKET_BITS)
-        if cut.numel():
-            positions = (cut[:, None] * (1 << _BUCKET_BITS) + torch.arange(1 << _BUCKET_BITS)).reshape(-1)
-            positions = positions[positions < self.size]
-            codes = n_codes - torch.searchsorted(flipped, positions, right=True)
-            out[self.order[positions]] = values[codes]
+        positions = (cut[:, None] * (1 << _BUCKET_BITS) + torch.arange(1 << _BUCKET_BITS)).reshape(-1)
+        positions = positions[positions < self.size]
+        codes = n_codes - torch.searchsorted(flipped, positions, right=True)
+        return bucket_codes, self.order[positions], codes
+
+    def _gather_runs(self, values: torch.Tensor, index: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """``values[code]`` of every element (flattened, element order) for a :meth:`_run_index`:
+        a cache-resident gather from the per-bucket table instead of one through the whole sorted
+        order, then the cut buckets' elements one by one."""
+        bucket_codes, elements, codes = index
+        out = torch.index_select(values[bucket_codes], 0, self.bucket)
+        out[elements] = values[codes]
         return out
 
     def _dense(self, q: int, scale: torch.Tensor, starts: torch.Tensor) -> _Base:
         """A new base from the exact product ``Lambda W'`` (int8 planes, or float64)."""
-        planes = self._planes(q)
+        planes, index = self._planes(q), self._run_index(starts)
         if planes is None:
-            levels = self._gather_runs(self._levels(q), starts).reshape(self.flat.shape)
+            levels = self._gather_runs(self._levels(q), index).reshape(self.flat.shape)
             product = levels @ self.weight_t
         else:
             product = torch.zeros((self.flat.shape[0], self.weight.shape[0]), dtype=torch.float64)
             for table, factor in planes:
-                plane = self._gather_runs(table, starts).reshape(self.flat.shape)
+                plane = self._gather_runs(table, index).reshape(self.flat.shape)
                 exact = torch._int_mm(plane, self.weight_codes_t)  # int32, exact
                 product += exact.to(torch.float64) * factor
             product *= self.weight_scale

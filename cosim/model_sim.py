@@ -132,15 +132,16 @@ def load_model(
         save_params,
     )
 
-    shipped = load_default_params()
     if params_dir is not None:
+        from calib.models import DEFAULT_MODEL_NAME
+
         if attn or gelu:
             raise ValueError("--params and --attn/--gelu exclude each other: the file fixes the quantizers")
         params = load_params(params_dir)
-        if params.config.model != shipped.config.model:
+        if params.config.model != DEFAULT_MODEL_NAME:
             raise ValueError(
                 f"--params {params_dir}: made for {params.config.model!r}; the model run feeds the shipped "
-                f"{shipped.config.model!r} its shipped images, so it takes that model's parameter files"
+                f"{DEFAULT_MODEL_NAME!r} its shipped images, so it takes that model's parameter files"
             )
         log(f"model: parameter file {params_dir} ({params.config.attn}, gelu {params.config.gelu})")
         return params, {
@@ -149,6 +150,7 @@ def load_model(
             "sha256": params_file_sha256(params_dir),
             "config": params.config.to_dict(),
         }
+    shipped = load_default_params()
     attn = attn or shipped.config.attn
     gelu = gelu or shipped.config.gelu
     if (attn, gelu) == (shipped.config.attn, shipped.config.gelu):

@@ -450,15 +450,7 @@ class AttentionCore(wiring.Component):
         wiring.connect(m, codes, gather.i)
         wiring.connect(m, wiring.flipped(self.v), gather.row)
         wiring.connect(m, split.v_zero_point, v_zero.cfg)
-        # The gathered (R / L) x L codes are the step's R codes, row r = group * L + lane.
-        m.d.comb += [
-            v_zero.i.valid.eq(gather.o.valid),
-            gather.o.ready.eq(v_zero.i.ready),
-            v_zero.i.payload.codes.eq(gather.o.payload.codes.as_value()),
-        ]
-        m.d.comb += [
-            v_zero.i.payload[name].eq(gather.o.payload[name]) for name in self.v.payload.shape().members
-        ]
+        wiring.connect(m, gather.o, v_zero.i)  # (R / L) transfers of L codes: row g * L + lane
         wiring.connect(m, v_zero.o, engine.i)
         wiring.connect(m, split.av_requant, out.cfg)
         self._rows_into_requant(m, engine.o, out.i)

@@ -123,7 +123,13 @@ class ZeroPointBroadcast(wiring.Component):
 
 
 def gather_layout(code_shape: ShapeLike, rows: int, row_layout: data.StructLayout) -> data.StructLayout:
-    """``{codes: ArrayLayout(code_shape, rows), <the fields of row_layout>}``: a gathered step."""
+    """``{codes: ArrayLayout(code_shape, rows), <the fields of row_layout>}``: a gathered step.
+
+    Transfers of several codes (``code_shape`` an ``ArrayLayout`` of ``L`` codes, e.g. from
+    :class:`Lanes`) gather into one flat array of ``rows * L`` codes, element ``g * L + l`` being
+    lane ``l`` of transfer ``g``: the same bits as the nested array, in an engine step's layout."""
+    if isinstance(code_shape, data.ArrayLayout):
+        code_shape, rows = code_shape.elem_shape, rows * code_shape.length
     return data.StructLayout({"codes": data.ArrayLayout(code_shape, rows), **dict(row_layout.members)})
 
 
@@ -229,7 +235,7 @@ class CodeGather(wiring.Component):
             m.d.sync += held_valid.eq(0)
 
         with m.If(move):
-            m.d.sync += [self.o.valid.eq(1), self.o.payload.codes.eq(held)]
+            m.d.sync += [self.o.valid.eq(1), self.o.payload.codes.eq(held.as_value())]
             for name in self._row_layout.members:
                 m.d.sync += self.o.payload[name].eq(self.row.payload[name])
         with m.Elif(self.o.ready):

@@ -20,13 +20,17 @@ def problem() -> GeluQuantizerProblem:
     return made
 
 
+def gather(problem: GeluQuantizerProblem, values: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+    return problem._gather_runs(values, problem._run_index(starts))
+
+
 @pytest.mark.parametrize("q, scale", [(37, 1.0), (11, 0.855), (60, 2.5), (137, 0.3)])
 def test_gathered_values_are_the_golden_codes_values(problem, q, scale):
     q_tensor, scale_tensor = torch.tensor([q]), torch.tensor([scale], dtype=torch.float32)
     starts = problem._starts(q_tensor, scale_tensor)[0]
     codes = problem._code(problem.flat.reshape(-1), q_tensor, scale_tensor).to(torch.int64)
     values = torch.arange(17, dtype=torch.float64) * 3 + 1  # a distinct value per code
-    assert torch.equal(problem._gather_runs(values, starts), values[codes])
+    assert torch.equal(gather(problem, values, starts), values[codes])
     # Both kinds of bucket occur: whole buckets from the table and cut ones set one by one.
     assert bool((starts % (1 << _BUCKET_BITS) != 0).any()) and problem.size > 4 << _BUCKET_BITS
 
@@ -37,4 +41,4 @@ def test_a_moved_run_boundary_changes_the_gather(problem):
     moved = starts.clone()
     code = int(torch.nonzero((starts > 0) & (starts < problem.size))[0, 0])
     moved[code] -= 1  # one more sorted position in run `code`
-    assert int((problem._gather_runs(values, moved) != problem._gather_runs(values, starts)).sum()) == 1
+    assert int((gather(problem, values, moved) != gather(problem, values, starts)).sum()) == 1
